@@ -1,0 +1,234 @@
+"""The bonus contract: `Transitions` in, raw intrinsic rewards out.
+
+A bonus sees time-major batches `(T, N, ...)` of T steps from N parallel envs. `compute` returns the raw
+intrinsic reward of every transition as a `(T, N)` float32 numpy array, `update` trains the bonus's own
+models and returns float statistics. Normalisation and mixing with the extrinsic reward belong to the
+agent integration (see `explore_bench.bonuses.normalization`), so every bonus is treated the same.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from explore_bench.bonuses.normalization import ObservationNormalizer
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+class BonusInputError(ValueError):
+    """Raised when a bonus receives input it cannot handle (wrong shape, NaN/inf, unsupported space)."""
+
+
+@dataclass
+class Transitions:
+    """A time-major batch of transitions: every array has leading dims `(T, N)`.
+
+    obs, next_obs: `(T, N, *obs_shape)`; actions: `(T, N)` for discrete actions, `(T, N, *act_shape)`
+    otherwise; dones: `(T, N)` bool, True where the transition ended its episode (then `next_obs` is the
+    true terminal observation, never the reset one). `infos` holds optional extras as arrays of leading
+    dims `(T, N)`, for example `"cell"` keys for counts or group ids for LLM batches.
+    """
+
+    obs: ArrayLike
+    actions: ArrayLike
+    next_obs: ArrayLike
+    dones: ArrayLike
+    infos: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """`(T, N)`."""
+        return tuple(self.dones.shape[:2])  # type: ignore[return-value]
+
+    def __getitem__(self, index) -> "Transitions":
+        """Slice along the time axis, keeping the `(T, N)` layout (`batch[t0:t1]`)."""
+        if not isinstance(index, slice):
+            raise TypeError("Transitions can only be sliced along time, e.g. batch[2:5]")
+        return Transitions(
+            self.obs[index],
+            self.actions[index],
+            self.next_obs[index],
+            self.dones[index],
+            {k: v[index] for k, v in self.infos.items()},
+        )
+
+
+@dataclass
+class TensorBatch:
+    """A validated `Transitions` as float/long torch tensors on the bonus's device (still `(T, N, ...)`)."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    next_obs: torch.Tensor
+    dones: torch.Tensor
+    infos: Mapping[str, Any]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.dones.shape)  # type: ignore[return-value]
+
+
+def _as_tensor(x: ArrayLike, device: torch.device) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(device)
+    return torch.as_tensor(np.asarray(x), device=device)
+
+
+class Bonus(abc.ABC):
+    """Base class of every intrinsic-reward module.
+
+    Subclasses implement `compute` and `update` and build their models in `__init__`. The default
+    `state_dict` saves every `nn.Module`, optimiser and random generator attribute, plus the plain
+    attributes named in `state_attributes` (count tables, episodic memories).
+
+    Optional hooks the agent integration calls when a bonus overrides them:
+    - `warm_up(batch)`: update observation statistics from random-action steps, without training.
+    - `reset(mask)`: forget episodic state of the envs where `mask` is True (streaming bonuses also
+      reset themselves from `batch.dones`).
+    """
+
+    #: registry name, set by `register_bonus`
+    name: str = "bonus"
+    #: "novelty" bonuses score a state seen many times lower than a new one (checked by the conformance suite)
+    family: str = "novelty"
+    #: spaces this bonus accepts; checked at construction
+    supported_observation_spaces: tuple[type[gym.Space], ...] = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete)
+    #: plain (non-torch) attributes that belong in `state_dict`
+    state_attributes: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        device: str | torch.device = "cpu",
+        seed: int | None = None,
+        normalize_obs: bool = False,
+    ) -> None:
+        if not isinstance(observation_space, self.supported_observation_spaces):
+            self._fail(
+                f"an observation space of type {' or '.join(s.__name__ for s in self.supported_observation_spaces)}",
+                f"{observation_space!r}",
+            )
+        if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box, gym.spaces.MultiDiscrete)):
+            self._fail("a Discrete, MultiDiscrete or Box action space", f"{action_space!r}")
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.device = torch.device(device)
+        self.seed = int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
+        # Own generators so that a bonus is reproducible without touching global RNG state.
+        self.torch_rng = torch.Generator(device="cpu").manual_seed(self.seed)
+        self.np_rng = np.random.default_rng(self.seed)
+        # Whitening of the inputs the bonus's networks see (RND §2.2); only Box observations are whitened.
+        self.obs_normalizer = (
+            ObservationNormalizer(self._obs_shape()).to(self.device)
+            if normalize_obs and isinstance(observation_space, gym.spaces.Box)
+            else None
+        )
+
+    # ----------------------------------------------------------------- contract
+    @abc.abstractmethod
+    def compute(self, batch: Transitions) -> np.ndarray:
+        """Raw intrinsic reward of each transition, `(T, N)` float32."""
+
+    @abc.abstractmethod
+    def update(self, batch: Transitions) -> dict[str, float]:
+        """Train the bonus's own models on `batch`; return float statistics such as `{"loss": ...}`."""
+
+    def warm_up(self, batch: Transitions) -> None:
+        """Update observation statistics from random-action steps (no training)."""
+        self.update_obs_stats(self.prepare(batch).next_obs)
+
+    # ----------------------------------------------------------------- helpers
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """Whiten `obs` with the running statistics (identity when `normalize_obs` is off)."""
+        return obs if self.obs_normalizer is None else self.obs_normalizer(obs)
+
+    def update_obs_stats(self, obs: torch.Tensor) -> None:
+        if self.obs_normalizer is not None:
+            self.obs_normalizer.update(obs.reshape(-1, *self._obs_shape()))
+
+    def minibatches(self, size: int, epochs: int, n_minibatches: int):
+        """Shuffled index tensors: `epochs` passes over `range(size)`, each split into `n_minibatches`."""
+        for _ in range(epochs):
+            order = torch.randperm(size, generator=self.torch_rng).to(self.device)
+            yield from order.chunk(max(1, min(n_minibatches, size)))
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        for key, value in vars(self).items():
+            if isinstance(value, (nn.Module, torch.optim.Optimizer)):
+                state[key] = value.state_dict()
+            elif isinstance(value, torch.Generator):
+                state[key] = value.get_state()
+            elif isinstance(value, np.random.Generator):
+                state[key] = copy.deepcopy(value.bit_generator.state)
+        for key in self.state_attributes:
+            state[key] = copy.deepcopy(getattr(self, key))
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for key, value in state.items():
+            current = getattr(self, key, None)
+            if isinstance(current, (nn.Module, torch.optim.Optimizer)):
+                current.load_state_dict(value)
+            elif isinstance(current, torch.Generator):
+                current.set_state(value)
+            elif isinstance(current, np.random.Generator):
+                current.bit_generator.state = copy.deepcopy(value)
+            elif key in self.state_attributes:
+                setattr(self, key, copy.deepcopy(value))
+            else:
+                raise KeyError(f"{self.name}: unexpected key {key!r} in state_dict")
+
+    # ------------------------------------------------------------ input checks
+    def _fail(self, expected: str, got: str) -> None:
+        raise BonusInputError(f"bonus '{self.name}': expected {expected}, got {got}")
+
+    def _obs_shape(self) -> tuple[int, ...]:
+        if isinstance(self.observation_space, gym.spaces.Discrete):
+            return ()
+        return tuple(self.observation_space.shape)
+
+    def _action_shape(self) -> tuple[int, ...]:
+        return () if isinstance(self.action_space, gym.spaces.Discrete) else tuple(self.action_space.shape)
+
+    def prepare(self, batch: Transitions) -> TensorBatch:
+        """Validate `batch` against the spaces and convert it to torch tensors on `self.device`.
+
+        Observations become float32, discrete actions int64, dones bool. Raises `BonusInputError`
+        naming this bonus, what it expected and what it got.
+        """
+        if not isinstance(batch, Transitions):
+            self._fail("a Transitions batch", type(batch).__name__)
+        dones = _as_tensor(batch.dones, self.device)
+        if dones.ndim != 2:
+            self._fail("dones of shape (T, N)", f"shape {tuple(dones.shape)}")
+        t, n = dones.shape
+        obs_shape = self._obs_shape()
+        tensors = {}
+        for key in ("obs", "next_obs"):
+            value = _as_tensor(getattr(batch, key), self.device)
+            if tuple(value.shape) != (t, n, *obs_shape):
+                self._fail(f"{key} of shape (T, N, *{obs_shape}) = {(t, n, *obs_shape)}", f"shape {tuple(value.shape)}")
+            value = value.float()
+            if not torch.isfinite(value).all():
+                self._fail(f"finite values in {key}", "NaN or inf")
+            tensors[key] = value
+        actions = _as_tensor(batch.actions, self.device)
+        if tuple(actions.shape) != (t, n, *self._action_shape()):
+            self._fail(f"actions of shape {(t, n, *self._action_shape())}", f"shape {tuple(actions.shape)}")
+        if isinstance(self.action_space, gym.spaces.Box):
+            actions = actions.float()
+            if not torch.isfinite(actions).all():
+                self._fail("finite actions", "NaN or inf")
+        else:
+            actions = actions.long()
+        return TensorBatch(tensors["obs"], actions, tensors["next_obs"], dones.bool(), batch.infos)
