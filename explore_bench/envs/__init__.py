@@ -1,1 +1,104 @@
-"""envs"""
+"""Environments of the benchmark: catalogue, factory and gymnasium registration.
+
+Public API::
+
+    from explore_bench.envs import list_envs, make_env, env_family
+
+    list_envs()                                   # all ids, e.g. "MiniGrid-DoorKey-8x8-v0"
+    env = make_env("MiniGrid-DoorKey-8x8-v0", seed=0)
+    obs, info = env.reset()                       # first reset uses seed=0, later ones continue its RNG
+    env_family("MiniGrid-DoorKey-8x8-v0")         # "minigrid"
+
+Every id is also registered with gymnasium under the ``explore_bench`` namespace on import of this package::
+
+    gym.make("explore_bench/MiniGrid-DoorKey-8x8-v0")
+
+Both routes give the same wrapped env (see ``explore_bench.envs.minigrid``). With Stable-Baselines3::
+
+    make_vec_env("explore_bench/MiniGrid-DoorKey-8x8-v0", n_envs=8, seed=0)      # after importing this package
+    make_vec_env(make_env, n_envs=8, seed=0, env_kwargs={"env_id": "MiniGrid-DoorKey-8x8-v0"})
+
+(``make_vec_env`` seeds each sub-env with ``seed + rank`` itself; leave ``make_env``'s ``seed`` unset there.)
+
+Importing this package imports neither stable_baselines3 nor torch (nor minigrid, until an env is built).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+from explore_bench.envs.minigrid import FAMILY as _MINIGRID, MINIGRID_ENVS, make_minigrid
+from explore_bench.envs.wrappers import ExplorationStats, SeedOnFirstReset
+
+__all__ = [
+    "NAMESPACE",
+    "ExplorationStats",
+    "SeedOnFirstReset",
+    "env_family",
+    "list_envs",
+    "make_env",
+    "register_envs",
+]
+
+#: gymnasium namespace of our registered ids: ``gym.make(f"{NAMESPACE}/{env_id}")``.
+NAMESPACE = "explore_bench"
+
+# id -> (family, factory(env_id, **kwargs) -> wrapped env). Other families add their catalogues here.
+_CATALOGUE: dict[str, tuple[str, Any]] = {env_id: (_MINIGRID, make_minigrid) for env_id in MINIGRID_ENVS}
+
+
+def list_envs(family: str | None = None) -> list[str]:
+    """All catalogue ids (optionally only those of ``family``), in catalogue order."""
+    return [k for k, (fam, _) in _CATALOGUE.items() if family is None or fam == family]
+
+
+def _lookup(env_id: str) -> tuple[str, Any]:
+    key = env_id[len(NAMESPACE) + 1 :] if env_id.startswith(NAMESPACE + "/") else env_id
+    try:
+        return _CATALOGUE[key]
+    except KeyError:
+        raise KeyError(f"unknown env id {env_id!r}; valid ids: {', '.join(_CATALOGUE)}") from None
+
+
+def env_family(env_id: str) -> str:
+    """Family of ``env_id`` (``"minigrid"``, ...). Accepts plain or ``explore_bench/``-namespaced ids."""
+    return _lookup(env_id)[0]
+
+
+def make_env(env_id: str, seed: int | None = None, **kwargs: Any) -> gym.Env:
+    """Build the standard wrapped env ``env_id`` (plain or ``explore_bench/``-namespaced id).
+
+    ``seed``: if given, the first ``reset()`` called without an explicit seed uses it (and the action space
+    is seeded with it); later resets continue that RNG, the standard gymnasium pattern. So
+    ``make_env(i, seed=s).reset()`` equals ``make_env(i).reset(seed=s)``. An explicit ``reset(seed=...)``
+    always wins. ``kwargs`` go to the underlying env constructor (e.g. ``render_mode``, ``max_steps``).
+
+    Raises ``KeyError`` (listing the valid ids) for an unknown id.
+    """
+    _, factory = _lookup(env_id)
+    key = env_id[len(NAMESPACE) + 1 :] if env_id.startswith(NAMESPACE + "/") else env_id
+    env = factory(key, **kwargs)
+    if seed is not None:
+        env = SeedOnFirstReset(env, seed)
+    return env
+
+
+def register_envs() -> None:
+    """Register every catalogue id as ``explore_bench/<id>`` with gymnasium. Idempotent."""
+    for env_id in _CATALOGUE:
+        ns_id = f"{NAMESPACE}/{env_id}"
+        if ns_id not in gym.registry:
+            # No max_episode_steps: MiniGrid truncates at its own max_steps. make_env's inner gym.make already
+            # applies the env checker and order enforcing; don't stack a second copy on top.
+            gym.register(
+                id=ns_id,
+                entry_point="explore_bench.envs:make_env",
+                kwargs={"env_id": env_id},
+                order_enforce=False,
+                disable_env_checker=True,
+            )
+
+
+register_envs()

@@ -1,0 +1,171 @@
+"""Building SB3 agents from the declarative YAML in `agents/`, for any env of the catalogue and any bonus.
+
+A resolved config is a plain dict (it goes verbatim into every run's summary):
+
+    {"env": ..., "agent": ..., "bonus": ... | None, "seed": ..., "frames": ..., "algo": ..., "policy": ...,
+     "n_envs": ..., "hyperparameters": {...}, "policy_kwargs": {...}, "intrinsic" | "reward_wrapper": {...},
+     "bonus_kwargs": {...}, "env_kwargs": {...}}
+
+PPO with a bonus is `IntrinsicPPO` (two value heads); every other algorithm gets the bonus through
+`BonusRewardWrapper`. Without a bonus each is the plain SB3 algorithm.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import yaml
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from explore_bench.agents.intrinsic_ppo import IntrinsicPPO
+from explore_bench.agents.reward_wrapper import BonusRewardWrapper
+from explore_bench.bonuses import bonus_class, make_bonus
+from explore_bench.envs import make_env
+from explore_bench.paths import available, config_dir
+
+
+def _recurrent_ppo():
+    from sb3_contrib import RecurrentPPO
+
+    return RecurrentPPO
+
+
+ALGORITHMS = {"ppo": lambda: PPO, "a2c": lambda: A2C, "dqn": lambda: DQN, "recurrent_ppo": _recurrent_ppo}
+_AGENT_KEYS = {"algo", "policy", "n_envs", "hyperparameters", "policy_kwargs", "intrinsic", "reward_wrapper"}
+
+
+class ConfigError(ValueError):
+    """A malformed agent or suite file: the message names the file, the key and what was expected."""
+
+
+def list_agents() -> list[str]:
+    return available("agents")
+
+
+def agent_config(name: str) -> dict[str, Any]:
+    """The validated YAML of agent `name` from `agents/`."""
+    if name not in list_agents():
+        raise KeyError(f"unknown agent {name!r}; available agents: {', '.join(list_agents())}")
+    path = config_dir("agents") / f"{name}.yaml"
+    config = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(config).__name__}")
+    unknown = set(config) - _AGENT_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; expected keys among {sorted(_AGENT_KEYS)}")
+    if config.get("algo") not in ALGORITHMS:
+        raise ConfigError(f"{path}: key 'algo' must be one of {sorted(ALGORITHMS)}, got {config.get('algo')!r}")
+    return config
+
+
+def apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `config` with dotted keys set, e.g. `{"hyperparameters.learning_rate": 1e-4}`."""
+    config = copy.deepcopy(config)
+    for dotted, value in overrides.items():
+        node = config
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {dotted!r}: {key!r} is not a mapping")
+        node[leaf] = value
+    return config
+
+
+def resolve_config(
+    env: str,
+    agent: str,
+    bonus: str | None,
+    seed: int,
+    frames: int,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The full config of one run: agent YAML + identity + overrides (validated names)."""
+    make_env(env).close()  # unknown env ids fail here, listing the valid ones
+    if bonus is not None:
+        bonus_class(bonus)  # unknown bonus names fail here, listing the valid ones
+    base = agent_config(agent)
+    config = {
+        "env": env,
+        "agent": agent,
+        "bonus": bonus,
+        "seed": int(seed),
+        "frames": int(frames),
+        "env_kwargs": {},
+        "bonus_kwargs": {},
+        **base,
+    }
+    return apply_overrides(config, overrides or {})
+
+
+def make_agent(config: Mapping[str, Any], tensorboard_log: str | None = None, verbose: int = 0, device: str = "cpu") -> BaseAlgorithm:
+    """An SB3 model (with its VecEnv) for a resolved config."""
+    seed = config["seed"]
+    venv = make_vec_env(
+        make_env,
+        n_envs=config["n_envs"],
+        seed=seed,
+        env_kwargs={"env_id": config["env"], **config.get("env_kwargs", {})},
+        vec_env_cls=DummyVecEnv,  # MiniGrid steps are cheaper than inter-process messages
+    )
+    common = dict(
+        policy_kwargs=copy.deepcopy(config.get("policy_kwargs", {})),
+        seed=seed,
+        device=device,
+        tensorboard_log=tensorboard_log,
+        verbose=verbose,
+        **config.get("hyperparameters", {}),
+    )
+    bonus = config.get("bonus")
+    if config["algo"] == "ppo" and bonus is not None:
+        return IntrinsicPPO(
+            config["policy"], venv, bonus=bonus, bonus_kwargs=config.get("bonus_kwargs", {}), **config.get("intrinsic", {}), **common
+        )
+    if bonus is not None:
+        bonus_module = make_bonus(bonus, venv.observation_space, venv.action_space, device=device, seed=seed + 1, **config.get("bonus_kwargs", {}))
+        venv = BonusRewardWrapper(venv, bonus_module, **config.get("reward_wrapper", {}))
+    return ALGORITHMS[config["algo"]]()(config["policy"], venv, **common)
+
+
+def bonus_wrapper(model: BaseAlgorithm) -> BonusRewardWrapper | None:
+    """The reward wrapper of a single-head agent, if it has one."""
+    env = model.get_env()
+    while env is not None:
+        if isinstance(env, BonusRewardWrapper):
+            return env
+        env = getattr(env, "venv", None)
+    return None
+
+
+def intrinsic_stats(model: BaseAlgorithm) -> dict[str, float]:
+    """The bonus statistics of the last rollout / update window (empty without a bonus)."""
+    if isinstance(model, IntrinsicPPO):
+        return model.intrinsic_stats
+    wrapper = bonus_wrapper(model)
+    return wrapper.intrinsic_stats if wrapper is not None else {}
+
+
+def save_agent(model: BaseAlgorithm, path: Path) -> None:
+    """Save the model (IntrinsicPPO includes its bonus); a reward wrapper's bonus goes beside it."""
+    path = Path(path)
+    model.save(path)
+    wrapper = bonus_wrapper(model)
+    if wrapper is not None:
+        torch.save(wrapper.state_dict(), path.with_suffix(".bonus.pt"))
+
+
+def load_agent(config: Mapping[str, Any], path: Path, tensorboard_log: str | None = None, device: str = "cpu") -> BaseAlgorithm:
+    """Rebuild the agent of `config` and restore the state saved by `save_agent` at `path`."""
+    path = Path(path)
+    fresh = make_agent(config, tensorboard_log=tensorboard_log, device=device)
+    model = type(fresh).load(path, env=fresh.get_env(), device=device, tensorboard_log=tensorboard_log)
+    wrapper = bonus_wrapper(model)
+    if wrapper is not None:
+        wrapper.load_state_dict(torch.load(path.with_suffix(".bonus.pt"), weights_only=False))
+    return model

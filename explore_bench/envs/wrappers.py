@@ -1,0 +1,94 @@
+"""Generic env wrappers: per-episode exploration statistics, seeding on first reset."""
+
+from __future__ import annotations
+
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+
+
+class ExplorationStats(gym.Wrapper):
+    """Per-step agent cell and per-episode exploration metrics for MiniGrid-like envs.
+
+    Reads ``env.unwrapped.agent_pos`` (x, y) and ``env.unwrapped.agent_dir`` after each reset/step, so it
+    works at any position in a wrapper stack over a ``MiniGridEnv``.
+
+    ``info`` gains:
+
+    - ``"cell"`` (every reset and step): ``np.array([x, y, dir], dtype=np.int64)`` of the agent after the step.
+    - ``"episode_metrics"`` (on the step where ``terminated or truncated``)::
+
+        {"return": float,    # sum of the env rewards of the episode
+         "length": int,      # number of steps
+         "success": float,   # 1.0 if terminated with reward > 0 (MiniGrid's goal reward), else 0.0
+         "coverage": int}    # distinct (x, y) cells the agent occupied, start cell included
+    """
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        base = env.unwrapped
+        if not (hasattr(base, "agent_pos") and hasattr(base, "agent_dir")):
+            raise TypeError(
+                f"ExplorationStats needs a MiniGrid-like env exposing unwrapped.agent_pos and "
+                f"unwrapped.agent_dir; got {type(base).__name__}"
+            )
+        self._base = base
+        self._visited: set[int] = set()
+        self._return = 0.0
+        self._length = 0
+
+    def _cell(self) -> np.ndarray:
+        x, y = self._base.agent_pos
+        x = int(x)
+        y = int(y)
+        # Cells are (x, y) in a grid far smaller than 2**20 on a side: pack them into one int.
+        self._visited.add((y << 20) | x)
+        return np.array((x, y, int(self._base.agent_dir)), dtype=np.int64)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._visited.clear()
+        self._return = 0.0
+        self._length = 0
+        info["cell"] = self._cell()
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._return += float(reward)
+        self._length += 1
+        info["cell"] = self._cell()
+        if terminated or truncated:
+            info["episode_metrics"] = {
+                "return": self._return,
+                "length": self._length,
+                "success": 1.0 if (terminated and float(reward) > 0.0) else 0.0,
+                "coverage": len(self._visited),
+            }
+        return obs, reward, terminated, truncated, info
+
+    @property
+    def episode_coverage(self) -> int:
+        """Distinct (x, y) cells visited so far in the current episode."""
+        return len(self._visited)
+
+
+class SeedOnFirstReset(gym.Wrapper):
+    """Use ``seed`` for the first ``reset()`` that is not given a seed explicitly; later resets continue the
+    env's seeded RNG (the standard gymnasium seeding pattern). Also seeds the action space."""
+
+    def __init__(self, env: gym.Env, seed: int):
+        super().__init__(env)
+        self._pending_seed: int | None = int(seed)
+        self.env.action_space.seed(int(seed))
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if self._pending_seed is not None:
+            if seed is None:
+                seed = self._pending_seed
+            self._pending_seed = None
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        return self.env.step(action)

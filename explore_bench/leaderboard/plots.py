@@ -1,0 +1,137 @@
+"""Leaderboard plots: learning curves per env and the aggregate IQM bar chart.
+
+Uses matplotlib's Agg canvas directly (``matplotlib.figure.Figure``), not pyplot, so no global backend is switched
+and nothing needs a display.  PNGs are written atomically (temp file in the same folder, then os.replace).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from scipy import stats
+
+from .aggregate import CONFIDENCE, read_progress, success_curve
+
+__all__ = ["curve_bands", "plot_learning_curves", "plot_aggregate", "env_filename"]
+
+N_GRID = 200
+
+
+def env_filename(env: str) -> str:
+    """``curves_<env>.png`` with characters unsafe in file names (e.g. the '/' of 'ALE/Pong-v5') replaced."""
+    return f"curves_{re.sub(r'[^A-Za-z0-9._-]+', '_', env)}.png"
+
+
+def _save_atomic(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def curve_bands(curves: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray):
+    """Mean success over seeds on ``grid`` with a 95% t-interval band per grid point.
+
+    Each seed's curve is linearly interpolated onto the grid; grid points past a seed's last logged frame are
+    dropped for all seeds (the band only covers frames every seed reached, so the mean never changes which
+    seeds it averages).  Returns (grid, mean, low, high); low/high are NaN where there are fewer than 2 seeds,
+    and clipped to [0, 1]."""
+    end = min(x[-1] for x, _ in curves)
+    grid = grid[grid <= end]
+    ys = np.stack([np.interp(grid, x, y) for x, y in curves])  # (n_seeds, n_grid)
+    mean = ys.mean(axis=0)
+    n = ys.shape[0]
+    if n < 2:
+        nan = np.full_like(mean, np.nan)
+        return grid, mean, nan, nan
+    sem = stats.sem(ys, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low, high = stats.t.interval(CONFIDENCE, n - 1, loc=mean, scale=sem)
+    # zero spread (all seeds equal) gives scale 0 -> NaN from scipy; the band is then the mean itself
+    low = np.where(sem > 0, low, mean)
+    high = np.where(sem > 0, high, mean)
+    return grid, mean, np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
+
+
+def plot_learning_curves(runs: pd.DataFrame, out_dir: str | os.PathLike, success_threshold: float | None = None,
+                         n_grid: int = N_GRID) -> list[Path]:
+    """One ``curves_<env>.png`` per env: success vs frames, one line per method (mean over seeds) with a 95%
+    t-interval band.  ``runs`` is ``load_runs`` output (finished runs).  Returns the written paths."""
+    out_dir = Path(out_dir)
+    if "status" in runs.columns:
+        runs = runs[runs["status"] == "finished"]
+    written = []
+    for env, ge in runs.groupby("env", sort=True):
+        per_method = {}
+        for method, gm in ge.groupby("method", sort=True):
+            curves = []
+            for r in gm.itertuples():
+                prog = read_progress(r.run_dir)
+                if prog is None or prog.empty:
+                    continue
+                curves.append(success_curve(prog, r.frames))
+            if curves:
+                per_method[method] = curves
+        fig = Figure(figsize=(7, 4.5))
+        ax = fig.add_subplot()
+        if per_method:
+            max_f = max(x[-1] for cs in per_method.values() for x, _ in cs)
+            grid = np.linspace(0.0, max_f, n_grid)
+            for method, curves in per_method.items():
+                g, mean, low, high = curve_bands(curves, grid)
+                (line,) = ax.plot(g, mean, label=f"{method} (n={len(curves)})")
+                if np.isfinite(low).any():
+                    ax.fill_between(g, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+        else:
+            ax.text(0.5, 0.5, "no progress data", ha="center", va="center", transform=ax.transAxes)
+        if success_threshold is not None:
+            ax.axhline(success_threshold, color="grey", linestyle=":", linewidth=1)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("frames")
+        ax.set_ylabel("success rate")
+        ax.set_title(f"{env}: mean over seeds, 95% CI")
+        ax.grid(alpha=0.3)
+        if per_method:
+            ax.legend(fontsize="small")
+        written.append(_save_atomic(fig, out_dir / env_filename(env)))
+    return written
+
+
+def plot_aggregate(agg: pd.DataFrame, out_dir: str | os.PathLike, metric: str = "success") -> Path:
+    """``aggregate.png``: IQM of final ``metric`` across envs per method with stratified-bootstrap 95% CI
+    whiskers (none where the CI is NaN)."""
+    out_dir = Path(out_dir)
+    fig = Figure(figsize=(max(4.0, 1.2 * len(agg) + 2), 4.5))
+    ax = fig.add_subplot()
+    if len(agg):
+        x = np.arange(len(agg))
+        val = agg[f"{metric}_iqm"].to_numpy(dtype=float)
+        lo = agg[f"{metric}_iqm_ci_low"].to_numpy(dtype=float)
+        hi = agg[f"{metric}_iqm_ci_high"].to_numpy(dtype=float)
+        ax.bar(x, val, color="tab:blue", alpha=0.8)
+        yerr = np.vstack([np.where(np.isfinite(lo), val - lo, 0.0), np.where(np.isfinite(hi), hi - val, 0.0)])
+        ax.errorbar(x, val, yerr=np.clip(yerr, 0.0, None), fmt="none", ecolor="black", capsize=4)
+        labels = [f"{m}\n({n} envs)" for m, n in zip(agg["method"], agg["n_envs"])]
+        ax.set_xticks(x, labels, rotation=30, ha="right", fontsize="small")
+    else:
+        ax.text(0.5, 0.5, "no finished runs", ha="center", va="center", transform=ax.transAxes)
+    ax.set_ylim(0.0, 1.05)
+    ax.set_ylabel(f"IQM final {metric}")
+    ax.set_title(f"Aggregate IQM of final {metric} (95% stratified bootstrap CI)")
+    ax.grid(axis="y", alpha=0.3)
+    return _save_atomic(fig, out_dir / "aggregate.png")
