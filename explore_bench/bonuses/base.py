@@ -76,6 +76,13 @@ class TensorBatch:
         return tuple(self.dones.shape)  # type: ignore[return-value]
 
 
+def _all_finite(x: ArrayLike) -> bool:
+    if isinstance(x, torch.Tensor):
+        return not x.is_floating_point() or bool(torch.isfinite(x).all())
+    x = np.asarray(x)
+    return x.dtype.kind not in "fc" or bool(np.isfinite(x).all())
+
+
 def _as_tensor(x: ArrayLike, device: torch.device) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x.detach().to(device)
@@ -177,8 +184,10 @@ class Bonus(abc.ABC):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         for key, value in state.items():
             current = getattr(self, key, None)
-            if isinstance(current, (nn.Module, torch.optim.Optimizer)):
+            if isinstance(current, nn.Module):
                 current.load_state_dict(value)
+            elif isinstance(current, torch.optim.Optimizer):
+                current.load_state_dict(copy.deepcopy(value))  # never share moment tensors with the source
             elif isinstance(current, torch.Generator):
                 current.set_state(value)
             elif isinstance(current, np.random.Generator):
@@ -200,35 +209,39 @@ class Bonus(abc.ABC):
     def _action_shape(self) -> tuple[int, ...]:
         return () if isinstance(self.action_space, gym.spaces.Discrete) else tuple(self.action_space.shape)
 
-    def prepare(self, batch: Transitions) -> TensorBatch:
-        """Validate `batch` against the spaces and convert it to torch tensors on `self.device`.
+    def validate(self, batch: Transitions) -> tuple[int, int]:
+        """Check `batch` against the spaces without converting it; return `(T, N)`.
 
-        Observations become float32, discrete actions int64, dones bool. Raises `BonusInputError`
-        naming this bonus, what it expected and what it got.
+        Raises `BonusInputError` naming this bonus, what it expected and what it got.
         """
         if not isinstance(batch, Transitions):
             self._fail("a Transitions batch", type(batch).__name__)
-        dones = _as_tensor(batch.dones, self.device)
-        if dones.ndim != 2:
-            self._fail("dones of shape (T, N)", f"shape {tuple(dones.shape)}")
-        t, n = dones.shape
+        dones_shape = tuple(batch.dones.shape) if hasattr(batch.dones, "shape") else np.shape(batch.dones)
+        if len(dones_shape) != 2:
+            self._fail("dones of shape (T, N)", f"shape {dones_shape}")
+        t, n = dones_shape
         obs_shape = self._obs_shape()
-        tensors = {}
         for key in ("obs", "next_obs"):
-            value = _as_tensor(getattr(batch, key), self.device)
-            if tuple(value.shape) != (t, n, *obs_shape):
-                self._fail(f"{key} of shape (T, N, *{obs_shape}) = {(t, n, *obs_shape)}", f"shape {tuple(value.shape)}")
-            value = value.float()
-            if not torch.isfinite(value).all():
+            value = getattr(batch, key)
+            shape = tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
+            if shape != (t, n, *obs_shape):
+                self._fail(f"{key} of shape (T, N, *{obs_shape}) = {(t, n, *obs_shape)}", f"shape {shape}")
+            if not _all_finite(value):
                 self._fail(f"finite values in {key}", "NaN or inf")
-            tensors[key] = value
+        action_shape = tuple(batch.actions.shape) if hasattr(batch.actions, "shape") else np.shape(batch.actions)
+        if action_shape != (t, n, *self._action_shape()):
+            self._fail(f"actions of shape {(t, n, *self._action_shape())}", f"shape {action_shape}")
+        if not _all_finite(batch.actions):
+            self._fail("finite actions", "NaN or inf")
+        return t, n
+
+    def prepare(self, batch: Transitions) -> TensorBatch:
+        """`validate` the batch, then convert it to torch tensors on `self.device`.
+
+        Observations become float32, discrete actions int64 (Box actions float32), dones bool.
+        """
+        self.validate(batch)
+        obs, next_obs = (_as_tensor(x, self.device).float() for x in (batch.obs, batch.next_obs))
         actions = _as_tensor(batch.actions, self.device)
-        if tuple(actions.shape) != (t, n, *self._action_shape()):
-            self._fail(f"actions of shape {(t, n, *self._action_shape())}", f"shape {tuple(actions.shape)}")
-        if isinstance(self.action_space, gym.spaces.Box):
-            actions = actions.float()
-            if not torch.isfinite(actions).all():
-                self._fail("finite actions", "NaN or inf")
-        else:
-            actions = actions.long()
-        return TensorBatch(tensors["obs"], actions, tensors["next_obs"], dones.bool(), batch.infos)
+        actions = actions.float() if isinstance(self.action_space, gym.spaces.Box) else actions.long()
+        return TensorBatch(obs, actions, next_obs, _as_tensor(batch.dones, self.device).bool(), batch.infos)
