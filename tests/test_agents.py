@@ -1,0 +1,99 @@
+"""IntrinsicPPO (two heads, RND recipe), the reward wrapper path, and step recording."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from explore_bench.agents.factory import intrinsic_stats, load_agent, make_agent, resolve_config, save_agent
+from explore_bench.agents.intrinsic_ppo import IntrinsicPPO, IntrinsicRolloutBuffer
+from explore_bench.agents.transitions import StepRecorder
+
+TINY = {"n_envs": 2, "hyperparameters.n_steps": 16, "hyperparameters.batch_size": 16, "intrinsic.warmup_rollouts": 1}
+
+
+def test_two_head_gae_matches_hand_computed_example():
+    """T-S5: extrinsic GAE stops at dones, intrinsic GAE ignores them (gamma 0.5, lambda 1, zero values)."""
+    buffer = IntrinsicRolloutBuffer(5, spaces.Box(0, 1, (1,)), spaces.Discrete(2), gamma=0.5, gae_lambda=1.0, n_envs=1, gamma_int=0.5, ext_coef=2.0, int_coef=1.0)
+    buffer.rewards[:, 0] = 1.0
+    buffer.intrinsic_rewards[:, 0] = 1.0
+    buffer.episode_starts[3, 0] = 1.0  # the episode ended after step 2
+    last_values = torch.tensor([[4.0, 2.0]])  # (ext, int) values of the observation after step 4
+    buffer.compute_returns_and_advantage(last_values, dones=np.array([False]))
+    adv_ext = np.array([1.75, 1.5, 1.0, 2.5, 3.0])  # 1 + 0.5 * next, bootstrapping 4.0 only after step 4
+    adv_int = np.array([2.0, 2.0, 2.0, 2.0, 2.0])  # 1 + 0.5 * 2 throughout: no cut at the episode end
+    np.testing.assert_allclose(buffer.returns[:, 0, 0], adv_ext)
+    np.testing.assert_allclose(buffer.returns[:, 0, 1], adv_int)
+    np.testing.assert_allclose(buffer.advantages[:, 0], 2.0 * adv_ext + 1.0 * adv_int)
+
+
+def test_step_recorder_uses_terminal_observation_not_reset_one():
+    recorder = StepRecorder(2, 2, spaces.Box(0, 9, (3,), np.uint8), info_keys=("cell",))
+    obs = np.zeros((2, 3), np.uint8)
+    reset_obs = np.full((2, 3), 7, np.uint8)
+    infos = [{"terminal_observation": np.full(3, 5, np.uint8), "cell": np.array([1, 2])}, {"cell": np.array([3, 4])}]
+    recorder.add(obs, np.array([0, 1]), reset_obs, np.array([True, False]), infos)
+    batch = recorder.transitions()
+    np.testing.assert_array_equal(batch.next_obs[0, 0], [5, 5, 5])  # terminal, not the reset observation
+    np.testing.assert_array_equal(batch.next_obs[0, 1], [7, 7, 7])
+    np.testing.assert_array_equal(batch.infos["cell"][0], [[1, 2], [3, 4]])
+    assert batch.dones.tolist() == [[True, False]]
+
+
+def test_intrinsic_ppo_trains_counts_warmup_frames_and_round_trips(tmp_path):
+    config = resolve_config("MiniGrid-DoorKey-5x5-v0", "ppo", "rnd", 0, 256, TINY)
+    model = make_agent(config)
+    assert isinstance(model, IntrinsicPPO) and model.normalize_advantage is False
+    model.learn(64)
+    # the budget counts the warm-up rollout (16 steps x 2 envs): one training rollout fits after it
+    assert model.num_timesteps == 32 + 32
+    stats = intrinsic_stats(model)
+    assert stats["intrinsic_mean"] > 0 and np.isfinite(stats["intrinsic_return_std"])
+    values = model.policy.predict_values(torch.zeros(3, 7, 7, 3))
+    assert values.shape == (3, 2)
+
+    save_agent(model, tmp_path / "model.zip")
+    restored = load_agent(config, tmp_path / "model.zip")
+    for key, value in model.bonus.state_dict()["predictor"].items():
+        torch.testing.assert_close(restored.bonus.state_dict()["predictor"][key], value)
+    assert restored.intrinsic_normalizer.std == pytest.approx(model.intrinsic_normalizer.std)
+    assert restored.warmed_up and restored.num_timesteps == model.num_timesteps
+
+
+@pytest.mark.parametrize("agent", ["a2c", "recurrent_ppo"])
+def test_reward_wrapper_path_adds_bonus_and_round_trips(agent, tmp_path):
+    overrides = {"n_envs": 2, "reward_wrapper.update_every": 16, "reward_wrapper.warmup_steps": 8}
+    if agent == "recurrent_ppo":
+        overrides |= {"hyperparameters.n_steps": 16, "hyperparameters.batch_size": 16}
+    config = resolve_config("MiniGrid-DoorKey-5x5-v0", agent, "count", 0, 128, overrides)
+    model = make_agent(config)
+    model.learn(128)
+    stats = intrinsic_stats(model)
+    assert stats["intrinsic_mean"] > 0
+    save_agent(model, tmp_path / "model.zip")
+    restored = load_agent(config, tmp_path / "model.zip")
+    wrapper = restored.get_env()
+    assert wrapper.warmed_up and len(wrapper.bonus.counter) == len(model.get_env().bonus.counter)
+
+
+def test_no_bonus_is_plain_sb3():
+    from stable_baselines3 import PPO
+
+    model = make_agent(resolve_config("MiniGrid-DoorKey-5x5-v0", "ppo", None, 0, 64, TINY))
+    assert type(model) is PPO
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"env": "MiniGrid-Nope-v0"}, "valid ids: .*MiniGrid-DoorKey-8x8-v0"),
+        ({"agent": "sac"}, "available agents: .*ppo"),
+        ({"bonus": "curiosity"}, "registered bonuses: .*rnd"),
+    ],
+)
+def test_unknown_ids_list_the_valid_ones(kwargs, match):
+    args = {"env": "MiniGrid-DoorKey-5x5-v0", "agent": "ppo", "bonus": "rnd", "seed": 0, "frames": 10} | kwargs
+    with pytest.raises(KeyError, match=match):
+        resolve_config(**args)
