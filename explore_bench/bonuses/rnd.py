@@ -18,6 +18,15 @@ from explore_bench.bonuses.networks import EncoderKind, is_large_image_space, ma
 from explore_bench.bonuses.registry import register_bonus
 
 
+def masked_mean(per_sample: torch.Tensor, proportion: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of `per_sample` over a Bernoulli(`proportion`) mask (RND §2.5); returns `(loss, mask)`.
+
+    `loss = sum(mask * per_sample) / max(sum(mask), 1)`, so masked samples get exactly zero gradient.
+    """
+    mask = (torch.rand(per_sample.shape[0], generator=generator) < proportion).to(per_sample)
+    return (per_sample * mask).sum() / mask.sum().clamp(min=1.0), mask
+
+
 @register_bonus("rnd")
 class RND(Bonus):
     """Random Network Distillation.
@@ -70,8 +79,12 @@ class RND(Bonus):
         return self.target(x)
 
     def bonus_of(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw bonus `mean_j (f_pred(x)_j - f_tgt(x)_j)^2` of whitened inputs `x`, shape `(B,)`."""
-        return (self.predictor(x) - self.target(x)).pow(2).mean(-1)
+        """Raw bonus of whitened inputs `x`, shape `(B,)`."""
+        return self.bonus_from_prediction(self.predictor(x), x)
+
+    def bonus_from_prediction(self, prediction: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Bonus `mean_j (prediction_j - f_tgt(x)_j)^2` of a prediction `(B, d)` for whitened inputs `x`."""
+        return (prediction - self.target(x)).pow(2).mean(-1)
 
     @torch.no_grad()
     def compute(self, batch: Transitions) -> np.ndarray:
@@ -89,8 +102,7 @@ class RND(Bonus):
         losses = []
         for idx in self.minibatches(x.shape[0], self.n_epochs, self.n_minibatches):
             per_sample = (self.predictor(x[idx]) - self.targets(x[idx], None if noise is None else noise[idx])).pow(2).mean(-1)
-            mask = (torch.rand(len(idx), generator=self.torch_rng) < p).to(per_sample)
-            loss = (per_sample * mask).sum() / mask.sum().clamp(min=1.0)
+            loss, _ = masked_mean(per_sample, p, self.torch_rng)
             self.optimizer.zero_grad()
             loss.backward()
             if self.max_grad_norm is not None:
