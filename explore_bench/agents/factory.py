@@ -23,6 +23,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from explore_bench.agents.extractors import FEATURE_EXTRACTORS
 from explore_bench.agents.intrinsic_ppo import IntrinsicPPO
 from explore_bench.agents.reward_wrapper import BonusRewardWrapper
 from explore_bench.bonuses import bonus_class, make_bonus
@@ -114,8 +115,14 @@ def make_agent(config: Mapping[str, Any], tensorboard_log: str | None = None, ve
         env_kwargs={"env_id": config["env"], **config.get("env_kwargs", {})},
         vec_env_cls=DummyVecEnv,  # MiniGrid steps are cheaper than inter-process messages
     )
+    policy_kwargs = copy.deepcopy(config.get("policy_kwargs", {}))
+    if "features_extractor" in policy_kwargs:  # a name in YAML, a class for SB3
+        name = policy_kwargs.pop("features_extractor")
+        if name not in FEATURE_EXTRACTORS:
+            raise ConfigError(f"policy_kwargs.features_extractor must be one of {sorted(FEATURE_EXTRACTORS)}, got {name!r}")
+        policy_kwargs["features_extractor_class"] = FEATURE_EXTRACTORS[name]
     common = dict(
-        policy_kwargs=copy.deepcopy(config.get("policy_kwargs", {})),
+        policy_kwargs=policy_kwargs,
         seed=seed,
         device=device,
         tensorboard_log=tensorboard_log,

@@ -1,0 +1,263 @@
+"""Command line: ``explore-bench list | train | run | leaderboard``.
+
+    explore-bench list
+    explore-bench train MiniGrid-DoorKey-5x5-v0 --agent ppo --bonus rnd --frames 100000 --seed 0 \\
+        --set hyperparameters.learning_rate=1e-4
+    explore-bench run smoke --workers 2 --out runs/smoke
+    explore-bench leaderboard runs/smoke --threshold 0.9
+
+Bad input (unknown names, malformed suite, a run folder holding another config) prints one line to stderr
+and exits with status 2; a suite with failed runs exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+PROG = "explore-bench"
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as one line, exit status 2."""
+
+
+def _frames(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of frames (e.g. 100000 or 1e6), got {text!r}") from None
+    if not math.isfinite(value) or not value.is_integer() or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer number of frames, got {text!r}")
+    return int(value)
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    """``["a.b=1e-4", "c=[64, 64]"]`` -> ``{"a.b": 1e-4, "c": [64, 64]}`` (values parsed as YAML)."""
+    from explore_bench.runner.suite import coerce_value
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--set expects KEY=VALUE (e.g. hyperparameters.learning_rate=1e-4), got {item!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        out[key] = coerce_value(value)
+    return out
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse's default prints the usage too)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Benchmark of exploration bonuses for deep RL.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    sub.add_parser("list", help="list envs, agents, bonuses and built-in suites")
+
+    p = sub.add_parser("train", help="train one agent on one env into its run folder")
+    p.add_argument("env", help="env id (see `explore-bench list`)")
+    p.add_argument("--agent", default="ppo", help="agent name (default: ppo)")
+    p.add_argument("--bonus", default="none", help="bonus name, or 'none' (default)")
+    p.add_argument("--frames", type=_frames, required=True, help="frame budget (e.g. 100000 or 1e6)")
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--out", default="runs/train", help="results folder (default: runs/train)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the resolved config (dotted, e.g. hyperparameters.learning_rate=1e-4)")
+    p.add_argument("--log-every", type=_frames, default=None, help="frames between progress rows")
+    p.add_argument("--checkpoint-every", type=_frames, default=None, help="frames between checkpoints")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("run", help="run a suite (built-in name or YAML path), then build its leaderboard")
+    p.add_argument("suite", help="built-in suite name (see `explore-bench list`) or path to a YAML file")
+    p.add_argument("--workers", type=_nonneg_int, default=None,
+                   help="worker processes (default: number of cores; 0 = serially in this process)")
+    p.add_argument("--out", default=None, help="results folder (default: runs/<suite name>)")
+    p.add_argument("--threshold", type=float, default=0.9, help="success threshold of the leaderboard")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-leaderboard", action="store_true", help="do not build the leaderboard at the end")
+
+    p = sub.add_parser("leaderboard", help="aggregate a results folder into leaderboard CSVs and plots")
+    p.add_argument("dir", help="results folder (run folders with summary.json at any depth)")
+    p.add_argument("--threshold", type=float, default=0.9, help="success threshold (default 0.9)")
+    p.add_argument("--out", default=None, help="where to write the leaderboard (default: DIR)")
+    p.add_argument("--no-plots", action="store_true")
+    return parser
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Commands
+# ------------------------------------------------------------------------------------------------------------
+def cmd_list(args) -> int:
+    from explore_bench.agents.factory import list_agents
+    from explore_bench.bonuses import list_bonuses
+    from explore_bench.envs import list_envs
+    from explore_bench.runner.suite import list_suites, load_suite
+
+    print("envs:")
+    for e in list_envs():
+        print(f"  {e}")
+    print("agents:")
+    for a in list_agents():
+        print(f"  {a}")
+    print("bonuses:")
+    for b in list_bonuses():
+        print(f"  {b}")
+    print("suites:")
+    for s in list_suites():
+        try:
+            suite = load_suite(s, resolve=False)
+            print(f"  {s:<14} {suite.description}")
+        except Exception as e:  # noqa: BLE001 - a broken built-in file must not hide the others
+            print(f"  {s:<14} (invalid: {e})")
+    return 0
+
+
+def _print_final(summary: dict) -> None:
+    final = summary.get("final") or {}
+
+    def fmt(x):
+        return "nan" if x is None else f"{x:.3f}"
+
+    print(
+        f"{summary.get('status')}: {summary.get('env')} {summary.get('agent')}"
+        f"{'+' + summary['bonus'] if summary.get('bonus') else ''} seed {summary.get('seed')}: "
+        f"frames {summary.get('frames')}, success {fmt(final.get('success'))}, return {fmt(final.get('return'))}, "
+        f"coverage {fmt(final.get('coverage'))}"
+    )
+
+
+def cmd_train(args) -> int:
+    from explore_bench.agents.factory import ConfigError
+    from explore_bench.runner.run import run_single
+    from explore_bench.runner.suite import _as_bonus, make_run_spec
+
+    try:
+        bonus = _as_bonus(args.bonus, "--bonus")
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    overrides = parse_sets(args.sets)
+    for key in overrides:
+        if key.split(".")[0] in ("env", "agent", "bonus", "seed", "frames"):
+            raise UsageError(f"--set {key}: use the ENV argument / --agent / --bonus / --seed / --frames instead")
+    spec = make_run_spec(args.env, args.agent, bonus, args.seed, args.frames, overrides)
+    run_dir = spec.run_dir(args.out)
+    if not args.no_progress:
+        import warnings
+
+        from tqdm import TqdmExperimentalWarning
+
+        warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)  # SB3's bar uses tqdm.rich
+    summary = run_single(
+        spec.config, run_dir, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
+        progress_bar=not args.no_progress,
+    )
+    if summary.get("skipped"):
+        print(f"{run_dir}: already finished; not rerun (move the folder away to train again)")
+    _print_final(summary)
+    print(f"run folder: {run_dir}")
+    if summary.get("status") != "finished":
+        print(f"{PROG}: run failed: {summary.get('error')}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_run(args) -> int:
+    from explore_bench.runner.local import run_suite
+    from explore_bench.runner.suite import load_suite
+
+    suite = load_suite(args.suite)
+    out = Path(args.out) if args.out else Path("runs") / suite.name
+    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    print(f"suite {suite.name}: {len(suite.runs)} runs -> {out} ({workers} worker(s))", flush=True)
+    results = run_suite(suite, out, workers=workers, progress=not args.no_progress)
+    counts = {s: sum(r.status == s for r in results) for s in ("finished", "skipped", "failed")}
+    print(f"finished {counts['finished']}, already done {counts['skipped']}, failed {counts['failed']}")
+    for r in results:
+        if r.status == "failed":
+            print(f"  FAILED {r.label}: {(r.error or '').splitlines()[0] if r.error else ''}", file=sys.stderr)
+    if not args.no_leaderboard:
+        _leaderboard(out, None, args.threshold, plots=True)
+    return 1 if counts["failed"] else 0
+
+
+def _leaderboard(runs_dir: Path, out: Path | None, threshold: float, plots: bool) -> None:
+    from explore_bench.leaderboard import build_leaderboard
+
+    board = build_leaderboard(runs_dir, out_dir=out, success_threshold=threshold, plots=plots)
+    dest = Path(out) if out is not None else Path(runs_dir)
+    cols = ["env", "method", "n_seeds", "n_failed", "success_iqm", "return_iqm", "reached"]
+    with _pd_display():
+        print(board[cols].to_string(index=False))
+    print(f"leaderboard: {dest / 'leaderboard.csv'}")
+
+
+class _pd_display:
+    def __enter__(self):
+        import pandas as pd
+
+        self._ctx = pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3)
+        self._ctx.__enter__()
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
+def cmd_leaderboard(args) -> int:
+    runs_dir = Path(args.dir)
+    if not runs_dir.is_dir():
+        raise UsageError(f"results folder {runs_dir} does not exist")
+    _leaderboard(runs_dir, Path(args.out) if args.out else None, args.threshold, plots=not args.no_plots)
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "train": cmd_train, "run": cmd_run, "leaderboard": cmd_leaderboard}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse: usage errors (2) and --help (0)
+        return int(e.code or 0)
+    from explore_bench.agents.factory import ConfigError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (UsageError, ConfigError, FileNotFoundError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyError as e:  # unknown names from the factories: the message lists the valid ones
+        print(f"{PROG}: error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # e.g. malformed summary files, no runs under a leaderboard folder
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

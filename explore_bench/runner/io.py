@@ -1,0 +1,118 @@
+"""Atomic file writes and the progress.csv format of a run folder.
+
+Every file of a run folder is written to a temp file in the same folder and moved into place with
+``os.replace``, so a reader (or a resumed run) sees either the old or the new content, never half of it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+#: Columns of progress.csv (the format ``explore_bench.leaderboard.aggregate.read_progress`` consumes).
+PROGRESS_COLUMNS = ("frames", "episode_return", "success", "coverage", "intrinsic_mean", "intrinsic_std", "fps")
+
+
+def _file_mode() -> int:
+    """The mode a plain ``open(..., "w")`` would give (mkstemp's temp files are 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_MODE = _file_mode()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to a temp file beside ``path``, fsync it, then ``os.replace`` it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, _MODE)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats replaced by None (strict JSON) and tuples by lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return json_safe(value.item())
+    return value
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    text = json.dumps(json_safe(obj), indent=2, sort_keys=False, allow_nan=False, default=str)
+    return atomic_write_text(path, text + "\n")
+
+
+def read_json(path: str | os.PathLike) -> dict | None:
+    """The JSON object in ``path``, or None if the file is absent."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return ""
+        return repr(value)
+    return str(value)
+
+
+def write_progress(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """(Re)write progress.csv with ``rows`` (NaN / missing values become empty cells)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(PROGRESS_COLUMNS)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in PROGRESS_COLUMNS])
+    return atomic_write_text(path, buf.getvalue())
+
+
+def read_progress_rows(path: str | os.PathLike) -> list[dict[str, float]]:
+    """The rows of a progress.csv as dicts of floats (empty cells are NaN); [] if the file is absent."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    with open(path, encoding="utf-8", newline="") as f:
+        for raw in csv.DictReader(f):
+            row = {}
+            for c in PROGRESS_COLUMNS:
+                v = raw.get(c)
+                row[c] = float(v) if v not in (None, "") else float("nan")
+            if math.isfinite(row["frames"]):
+                row["frames"] = int(row["frames"])
+                rows.append(row)
+    return rows

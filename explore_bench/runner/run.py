@@ -1,0 +1,469 @@
+"""One training run in its own folder: progress, summary, checkpoints, resume.
+
+A run folder ``OUT/<env>/<method>/seed_<s>/`` holds
+
+- ``config.json``     {"config_hash", "config"}: written at run start; a later run into the same folder with a
+                      different resolved config is refused (``RunConfigMismatch``) instead of mixing results.
+- ``progress.csv``    frames, episode_return, success, coverage, intrinsic_mean, intrinsic_std, fps: one row at
+                      the first rollout end after every ``log_every`` frames; episode metrics are means over the
+                      episodes that ended since the previous row (empty when none did).
+- ``checkpoint.zip``  ``save_agent`` every ``checkpoint_every`` frames (at a rollout boundary, after the update)
+                      and at the end, with ``checkpoint.json`` (frames, episode windows, wall time so far).
+- ``summary.json``    written once, at the end: status "finished" or "failed" (with the error), final metrics
+                      (means over the last ``final_window`` episodes), config, config_hash, git_commit, versions.
+- ``tb/``             TensorBoard logs, when tensorboard is installed.
+
+A folder whose summary says "finished" is never run again; any other folder resumes from its checkpoint
+(``load_agent`` + ``learn(remaining, reset_num_timesteps=False)``), dropping progress rows past the checkpoint.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import importlib.metadata
+import importlib.util
+import math
+import os
+import platform
+import subprocess
+import time
+import traceback
+from collections import deque
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+
+from explore_bench.agents.factory import ConfigError, intrinsic_stats, load_agent, make_agent, save_agent
+from explore_bench.runner.io import atomic_write_json, read_json, read_progress_rows, write_progress
+from explore_bench.runner.suite import config_hash as _config_hash
+
+__all__ = [
+    "ProgressCallback",
+    "RunConfigMismatch",
+    "check_run_dir",
+    "default_checkpoint_every",
+    "default_log_every",
+    "git_commit",
+    "run_single",
+    "run_status",
+    "versions",
+]
+
+CONFIG_FILE = "config.json"
+SUMMARY_FILE = "summary.json"
+PROGRESS_FILE = "progress.csv"
+CHECKPOINT_FILE = "checkpoint.zip"
+CHECKPOINT_STATE_FILE = "checkpoint.json"
+REPLAY_FILE = "checkpoint.replay.pkl"
+EPISODE_KEYS = ("return", "success", "coverage")
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
+_VERSION_DISTS = {
+    "torch": "torch",
+    "numpy": "numpy",
+    "gymnasium": "gymnasium",
+    "minigrid": "minigrid",
+    "stable_baselines3": "stable-baselines3",
+    "explore_bench": "explore-bench",
+}
+
+
+class RunConfigMismatch(ConfigError):
+    """A run folder already holds a run with a different resolved config."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Provenance
+# --------------------------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """``git rev-parse HEAD`` of the repository holding the package, or None (no git, not a checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(_PACKAGE_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and commit else None
+
+
+@functools.lru_cache(maxsize=1)
+def git_dirty() -> bool | None:
+    """Whether tracked files of that repository differ from HEAD (None without git)."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(_PACKAGE_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
+@functools.lru_cache(maxsize=1)
+def versions() -> dict[str, str | None]:
+    """Versions of python and the libraries that change results."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for key, dist in _VERSION_DISTS.items():
+        try:
+            out[key] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[key] = None
+    if out["explore_bench"] is None:
+        import explore_bench
+
+        out["explore_bench"] = getattr(explore_bench, "__version__", None)
+    return out
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def default_log_every(frames: int) -> int:
+    """About 100 rows per run, at most one per 10k frames' worth (rows land on rollout ends anyway)."""
+    return max(1, min(10_000, frames // 100))
+
+
+def default_checkpoint_every(frames: int, log_every: int) -> int:
+    """About 10 checkpoints per run, at least one per 100k frames."""
+    return max(log_every, min(100_000, frames // 10))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Run-folder state
+# --------------------------------------------------------------------------------------------------------------
+def run_status(run_dir: str | os.PathLike) -> str:
+    """"new" (nothing there), "finished", "failed" or "partial" (started, not finished)."""
+    run_dir = Path(run_dir)
+    try:
+        summary = read_json(run_dir / SUMMARY_FILE)
+    except ValueError:
+        summary = None
+    if summary is not None:
+        return "finished" if summary.get("status") == "finished" else "failed"
+    if (run_dir / CONFIG_FILE).exists() or (run_dir / CHECKPOINT_FILE).exists():
+        return "partial"
+    return "new"
+
+
+def check_run_dir(run_dir: str | os.PathLike, config: Mapping[str, Any], chash: str | None = None) -> None:
+    """Raise ``RunConfigMismatch`` if ``run_dir`` holds a run of a different resolved config.
+
+    Only a folder with something to mix (a finished summary or a checkpoint) is protected: a run of another
+    config that failed before its first checkpoint is simply started afresh."""
+    run_dir = Path(run_dir)
+    chash = chash or _config_hash(config)
+    try:
+        stored = read_json(run_dir / CONFIG_FILE)
+    except ValueError as e:
+        raise RunConfigMismatch(f"{run_dir / CONFIG_FILE}: unreadable ({e}); move the folder away to rerun") from None
+    if stored is None:
+        return
+    old = stored.get("config_hash")
+    if old != chash and (run_status(run_dir) == "finished" or (run_dir / CHECKPOINT_FILE).exists()):
+        old_cfg = stored.get("config") or {}
+        diff = sorted(
+            k for k in set(old_cfg) | set(config) if k != "seed" and old_cfg.get(k) != config.get(k)
+        )
+        raise RunConfigMismatch(
+            f"{run_dir}: holds a run with a different config (config_hash {old} != {chash}; differing keys: "
+            f"{', '.join(diff) or '?'}); use another --out folder or move the old one away"
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Callback
+# --------------------------------------------------------------------------------------------------------------
+def _nanmean(values) -> float:
+    arr = np.asarray([v for v in values if v is not None], dtype=float)
+    arr = arr[np.isfinite(arr)]
+    return float(arr.mean()) if arr.size else float("nan")
+
+
+class ProgressCallback(BaseCallback):
+    """Fills progress.csv from ``infos[i]["episode_metrics"]`` and ``intrinsic_stats(model)``, and checkpoints.
+
+    Rows are written at rollout ends (when the bonus statistics of the rollout are fresh), checkpoints at
+    rollout starts (after the policy update), so a checkpoint at F frames covers exactly the rows <= F.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        log_every: int,
+        checkpoint_every: int,
+        final_window: int = 100,
+        rows: list[dict] | None = None,
+        state: Mapping[str, Any] | None = None,
+        wall_time_before: float = 0.0,
+    ):
+        super().__init__(verbose=0)
+        self.run_dir = Path(run_dir)
+        self.log_every = int(log_every)
+        self.checkpoint_every = int(checkpoint_every)
+        self.rows: list[dict] = list(rows or [])
+        state = dict(state or {})
+        self.pending: list[dict] = list(state.get("pending", []))
+        self.recent: deque = deque(state.get("recent", []), maxlen=int(final_window))
+        self.n_episodes = int(state.get("n_episodes", 0))
+        self.last_row_frames = int(self.rows[-1]["frames"]) if self.rows else 0
+        self.last_ckpt_frames = int(state.get("frames", 0))
+        self.wall_time_before = float(wall_time_before)
+        self._bonus_stats: list[dict[str, float]] = []
+        self._t_start = time.time()
+        self._t_row = self._t_start
+        self._frames_row = 0
+
+    @property
+    def wall_time(self) -> float:
+        return self.wall_time_before + (time.time() - self._t_start)
+
+    # -------------------------------------------------------------- SB3 hooks
+    def _on_training_start(self) -> None:
+        self._t_row = time.time()
+        self._frames_row = self.model.num_timesteps
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", ()):
+            metrics = info.get("episode_metrics")
+            if metrics is None and "episode" in info:  # envs without ExplorationStats: Monitor's return only
+                metrics = {"return": info["episode"].get("r"), "success": None, "coverage": None}
+            if metrics is not None:
+                episode = {k: (None if metrics.get(k) is None else float(metrics[k])) for k in EPISODE_KEYS}
+                self.pending.append(episode)
+                self.recent.append(episode)
+                self.n_episodes += 1
+        return True
+
+    def _on_rollout_end(self) -> None:
+        stats = intrinsic_stats(self.model)
+        if stats:
+            self._bonus_stats.append(dict(stats))
+        if self.model.num_timesteps - self.last_row_frames >= self.log_every:
+            self.write_row()
+
+    def _on_rollout_start(self) -> None:
+        if self.model.num_timesteps - self.last_ckpt_frames >= self.checkpoint_every:
+            self.checkpoint()
+
+    # -------------------------------------------------------------- rows and checkpoints
+    def write_row(self) -> None:
+        frames = int(self.model.num_timesteps)
+        now = time.time()
+        dt = now - self._t_row
+        row = {
+            "frames": frames,
+            "episode_return": _nanmean(e["return"] for e in self.pending),
+            "success": _nanmean(e["success"] for e in self.pending),
+            "coverage": _nanmean(e["coverage"] for e in self.pending),
+            "intrinsic_mean": _nanmean(s.get("intrinsic_mean") for s in self._bonus_stats),
+            "intrinsic_std": _nanmean(s.get("intrinsic_std") for s in self._bonus_stats),
+            "fps": (frames - self._frames_row) / dt if dt > 0 else float("nan"),
+        }
+        self.rows.append(row)
+        write_progress(self.run_dir / PROGRESS_FILE, self.rows)
+        if getattr(self.model, "_logger", None) is not None:  # absent when finishing without learn()
+            for key in ("episode_return", "success", "coverage"):
+                if math.isfinite(row[key]):
+                    self.logger.record(f"explore/{key}", row[key])
+        self.pending = []
+        self._bonus_stats = []
+        self.last_row_frames = frames
+        self._t_row = now
+        self._frames_row = frames
+
+    def checkpoint(self) -> None:
+        """``save_agent`` into checkpoint.zip (atomically), then the episode windows into checkpoint.json."""
+        frames = int(self.model.num_timesteps)
+        tmp = self.run_dir / ".checkpoint.tmp.zip"
+        save_agent(self.model, tmp)
+        bonus_tmp = tmp.with_suffix(".bonus.pt")
+        if bonus_tmp.exists():
+            os.replace(bonus_tmp, (self.run_dir / CHECKPOINT_FILE).with_suffix(".bonus.pt"))
+        if getattr(self.model, "replay_buffer", None) is not None:  # off-policy agents resume with their data
+            replay_tmp = self.run_dir / ".checkpoint.tmp.replay.pkl"
+            self.model.save_replay_buffer(replay_tmp)
+            os.replace(replay_tmp, self.run_dir / REPLAY_FILE)
+        os.replace(tmp, self.run_dir / CHECKPOINT_FILE)
+        atomic_write_json(self.run_dir / CHECKPOINT_STATE_FILE, self.state(frames))
+        self.last_ckpt_frames = frames
+
+    def state(self, frames: int) -> dict[str, Any]:
+        return {
+            "frames": frames,
+            "n_episodes": self.n_episodes,
+            "pending": self.pending,
+            "recent": list(self.recent),
+            "wall_time_s": self.wall_time,
+            "saved_at": _now(),
+        }
+
+    def finish(self) -> None:
+        """Final row (if frames advanced since the last one) and final checkpoint."""
+        if not self.rows or self.model.num_timesteps > self.last_row_frames:
+            self.write_row()
+        if self.model.num_timesteps != self.last_ckpt_frames or not (self.run_dir / CHECKPOINT_FILE).exists():
+            self.checkpoint()
+
+    def final_metrics(self) -> dict[str, Any]:
+        final = {k: _nanmean(e[k] for e in self.recent) for k in EPISODE_KEYS}
+        final["n_episodes"] = len(self.recent)
+        return final
+
+
+# --------------------------------------------------------------------------------------------------------------
+# One run
+# --------------------------------------------------------------------------------------------------------------
+def _tensorboard_available() -> bool:
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def _summary_base(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "env": config["env"],
+        "agent": config["agent"],
+        "bonus": config.get("bonus"),
+        "seed": int(config["seed"]),
+    }
+
+
+def write_failed_summary(run_dir: str | os.PathLike, config: Mapping[str, Any], error: str, frames: int | None = None,
+                         wall_time_s: float | None = None, tb: str | None = None) -> dict[str, Any]:
+    """Record a failed run (status "failed" with the error text) in its summary.json."""
+    chash = _config_hash(config)
+    summary = {
+        "status": "failed",
+        **_summary_base(config),
+        "frames": frames,
+        "frames_budget": int(config["frames"]),
+        "wall_time_s": wall_time_s,
+        "final": {},
+        "error": error,
+        "traceback": tb,
+        "config": dict(config),
+        "config_hash": chash,
+        "git_commit": git_commit(),
+        "git_dirty": git_dirty() if git_commit() else None,
+        "versions": versions(),
+        "finished_at": _now(),
+    }
+    atomic_write_json(Path(run_dir) / SUMMARY_FILE, summary)
+    return summary
+
+
+def run_single(
+    config: Mapping[str, Any],
+    run_dir: str | os.PathLike,
+    *,
+    log_every: int | None = None,
+    checkpoint_every: int | None = None,
+    final_window: int = 100,
+    tensorboard: bool | None = None,
+    progress_bar: bool = False,
+    verbose: int = 0,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Train the resolved ``config`` into ``run_dir`` (or resume it) and return its summary.
+
+    A folder already finished is not touched (its summary is returned, with ``"skipped": True`` added to the
+    returned dict only). A failure during training is recorded as a "failed" summary and returned, not raised;
+    a folder holding a different config raises ``RunConfigMismatch`` before anything is written.
+    """
+    config = dict(config)
+    run_dir = Path(run_dir)
+    chash = _config_hash(config)
+    check_run_dir(run_dir, config, chash)
+    if run_status(run_dir) == "finished":
+        summary = read_json(run_dir / SUMMARY_FILE)
+        return {**summary, "skipped": True}
+
+    frames_budget = int(config["frames"])
+    log_every = int(log_every or default_log_every(frames_budget))
+    checkpoint_every = int(checkpoint_every or default_checkpoint_every(frames_budget, log_every))
+    tensorboard = _tensorboard_available() if tensorboard is None else tensorboard
+    tb_dir = str(run_dir / "tb") if tensorboard else None
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if (read_json(run_dir / CONFIG_FILE) or {}).get("config_hash") != chash:
+        atomic_write_json(run_dir / CONFIG_FILE, {"config_hash": chash, "config": config, "created_at": _now()})
+    stale = run_dir / SUMMARY_FILE  # a failed attempt: this one replaces it
+    if stale.exists():
+        stale.unlink()
+    for leftover in run_dir.glob(".*tmp*"):  # temp files of an attempt killed mid-write
+        if leftover.is_file():
+            leftover.unlink()
+
+    t0 = time.time()
+    started_at = _now()
+    callback: ProgressCallback | None = None
+    model = None
+    resumed_from = None
+    try:
+        ckpt, ckpt_state_path = run_dir / CHECKPOINT_FILE, run_dir / CHECKPOINT_STATE_FILE
+        if ckpt.exists():
+            model = load_agent(config, ckpt, tensorboard_log=tb_dir, device=device)
+            if (run_dir / REPLAY_FILE).exists() and getattr(model, "replay_buffer", None) is not None:
+                model.load_replay_buffer(run_dir / REPLAY_FILE)
+            resumed_from = int(model.num_timesteps)
+            state = read_json(ckpt_state_path) or {}
+            if int(state.get("frames", resumed_from)) != resumed_from:  # killed between the two writes
+                state = {"frames": resumed_from, "wall_time_s": state.get("wall_time_s", 0.0)}
+            rows = [r for r in read_progress_rows(run_dir / PROGRESS_FILE) if r["frames"] <= resumed_from]
+            write_progress(run_dir / PROGRESS_FILE, rows)  # drop rows logged after the checkpoint
+        else:
+            model = make_agent(config, tensorboard_log=tb_dir, verbose=verbose, device=device)
+            state, rows = {}, []
+            write_progress(run_dir / PROGRESS_FILE, rows)
+        callback = ProgressCallback(
+            run_dir, log_every, checkpoint_every, final_window, rows=rows, state=state,
+            wall_time_before=float(state.get("wall_time_s") or 0.0),
+        )
+        remaining = frames_budget - int(model.num_timesteps)
+        if remaining > 0:
+            model.learn(
+                total_timesteps=remaining,
+                callback=callback,
+                reset_num_timesteps=False,
+                progress_bar=progress_bar,
+                tb_log_name="run",
+            )
+        else:
+            callback.init_callback(model)
+        callback.finish()
+        summary = {
+            "status": "finished",
+            **_summary_base(config),
+            "frames": int(model.num_timesteps),
+            "frames_budget": frames_budget,
+            "wall_time_s": callback.wall_time,
+            "final": callback.final_metrics(),
+            "n_episodes": callback.n_episodes,
+            "resumed_from": resumed_from,
+            "config": config,
+            "config_hash": chash,
+            "git_commit": git_commit(),
+            "git_dirty": git_dirty() if git_commit() else None,
+            "versions": versions(),
+            "started_at": started_at,
+            "finished_at": _now(),
+        }
+        atomic_write_json(run_dir / SUMMARY_FILE, summary)
+        return summary
+    except Exception as e:  # noqa: BLE001 - any training error becomes a failed run, the suite goes on
+        frames = int(model.num_timesteps) if model is not None else None
+        wall = callback.wall_time if callback is not None else time.time() - t0
+        return write_failed_summary(run_dir, config, f"{type(e).__name__}: {e}", frames, wall, traceback.format_exc())
+    finally:
+        if model is not None and model.get_env() is not None:
+            try:
+                model.get_env().close()
+            except Exception:  # noqa: BLE001
+                pass
+        torch.set_num_threads(previous_threads)
