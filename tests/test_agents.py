@@ -45,13 +45,14 @@ def test_step_recorder_uses_terminal_observation_not_reset_one():
 def test_intrinsic_ppo_trains_counts_warmup_frames_and_round_trips(tmp_path):
     config = resolve_config("MiniGrid-DoorKey-5x5-v0", "ppo", "rnd", 0, 256, TINY)
     model = make_agent(config)
-    assert isinstance(model, IntrinsicPPO) and model.normalize_advantage is False
+    assert isinstance(model, IntrinsicPPO)
+    assert model.normalize_advantage is config["hyperparameters"]["normalize_advantage"]
     model.learn(64)
     # the budget counts the warm-up rollout (16 steps x 2 envs): one training rollout fits after it
     assert model.num_timesteps == 32 + 32
     stats = intrinsic_stats(model)
     assert stats["intrinsic_mean"] > 0 and np.isfinite(stats["intrinsic_return_std"])
-    values = model.policy.predict_values(torch.zeros(3, 7, 7, 3))
+    values = model.policy.predict_values(torch.zeros(3, *model.observation_space.shape))
     assert values.shape == (3, 2)
 
     save_agent(model, tmp_path / "model.zip")
