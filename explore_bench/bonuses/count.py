@@ -20,14 +20,8 @@ import numpy as np
 import torch
 
 from explore_bench.bonuses.base import Bonus, Transitions
-from explore_bench.bonuses.counting import SCOPES, KeyCounter, Scope, hash_rows
+from explore_bench.bonuses.counting import SCOPES, CountTableState, KeyCounter, Scope, hash_rows, to_numpy
 from explore_bench.bonuses.registry import register_bonus
-
-
-def to_numpy(x: Any) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def canonical_observations(bonus: Bonus, next_obs: Any) -> np.ndarray:
@@ -48,7 +42,7 @@ def canonical_observations(bonus: Bonus, next_obs: Any) -> np.ndarray:
 
 
 @register_bonus("count")
-class Count(Bonus):
+class Count(CountTableState, Bonus):
     """Exact visit counts of hashable states.
 
     Args:
@@ -106,16 +100,3 @@ class Count(Bonus):
     def update(self, batch: Transitions) -> dict[str, float]:
         self.validate(batch)
         return {"distinct_keys": float(len(self.counter))}
-
-    def reset(self, mask: np.ndarray) -> None:
-        """Start new episodes in the envs where `mask` is True (episodic scope; `dones` in batches already do)."""
-        self.counter.reset(to_numpy(mask))
-
-    # ---------------------------------------------------------------- state
-    @property
-    def counter_state(self) -> dict[str, Any]:
-        return self.counter.get_state()
-
-    @counter_state.setter
-    def counter_state(self, state: dict[str, Any]) -> None:
-        self.counter.set_state(state)

@@ -44,6 +44,30 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
+def to_numpy(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+class CountTableState:
+    """Mixin for bonuses that keep their counts in `self.counter`: episode resets and the saved state."""
+
+    counter: Any
+
+    def reset(self, mask: np.ndarray) -> None:
+        """Start new episodes in the envs where `mask` is True (episodic scope; `dones` in batches already do)."""
+        self.counter.reset(to_numpy(mask))
+
+    @property
+    def counter_state(self) -> dict[str, Any]:
+        return self.counter.get_state()
+
+    @counter_state.setter
+    def counter_state(self, state: dict[str, Any]) -> None:
+        self.counter.set_state(state)
+
+
 def _fmix(x: np.ndarray) -> np.ndarray:
     """splitmix64 finaliser, a bijection of uint64 (arrays wrap mod 2^64 silently)."""
     x = x ^ (x >> np.uint64(30))

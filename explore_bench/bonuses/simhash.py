@@ -31,13 +31,21 @@ import numpy as np
 import torch
 
 from explore_bench.bonuses.base import Bonus, Transitions
-from explore_bench.bonuses.count import to_numpy
-from explore_bench.bonuses.counting import SCOPES, SKETCH_PRIMES, CountMinSketch, KeyCounter, Scope, hash_rows
+from explore_bench.bonuses.counting import (
+    SCOPES,
+    SKETCH_PRIMES,
+    CountMinSketch,
+    CountTableState,
+    KeyCounter,
+    Scope,
+    hash_rows,
+    to_numpy,
+)
 from explore_bench.bonuses.registry import register_bonus
 
 
 @register_bonus("simhash")
-class SimHash(Bonus):
+class SimHash(CountTableState, Bonus):
     """Counts over SimHash codes of the (centred) observation.
 
     Args:
@@ -196,16 +204,3 @@ class SimHash(Bonus):
         else:
             stats["distinct_codes"] = float(len(self.counter))
         return stats
-
-    def reset(self, mask: np.ndarray) -> None:
-        """Start new episodes in the envs where `mask` is True (episodic scope; `dones` in batches already do)."""
-        self.counter.reset(to_numpy(mask))
-
-    # -------------------------------------------------------------- state
-    @property
-    def counter_state(self) -> dict[str, Any]:
-        return self.counter.get_state()
-
-    @counter_state.setter
-    def counter_state(self, state: dict[str, Any]) -> None:
-        self.counter.set_state(state)
