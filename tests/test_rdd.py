@@ -15,22 +15,9 @@ from explore_bench.bonuses.networks import make_encoder
 from explore_bench.bonuses.rdd import RDD
 from explore_bench.bonuses.rnd import RND
 
+from rnd_helpers import ACTIONS, GRID, grid_states, transitions
+
 torch.set_num_threads(1)
-
-GRID = gym.spaces.Box(0, 10, (7, 7, 3), dtype=np.float32)  # MiniGrid-like symbolic view
-ACTIONS = gym.spaces.Discrete(7)
-
-
-def transitions(next_obs, obs=None) -> Transitions:
-    """A `(T, N, ...)` batch built around `next_obs` (the only part RND/RDD look at)."""
-    next_obs = np.asarray(next_obs)
-    t, n = next_obs.shape[:2]
-    obs = np.zeros_like(next_obs) if obs is None else np.asarray(obs)
-    return Transitions(obs, np.zeros((t, n), np.int64), next_obs, np.zeros((t, n), bool))
-
-
-def grid_states(rng: np.random.Generator, n: int) -> np.ndarray:
-    return rng.integers(0, 11, size=(n, *GRID.shape)).astype(np.float32)
 
 
 def one_hot_inputs(states) -> torch.Tensor:

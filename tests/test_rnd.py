@@ -10,25 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from explore_bench.bonuses import BonusInputError, Transitions, make_bonus
+from explore_bench.bonuses import BonusInputError, make_bonus
 from explore_bench.bonuses.rnd import RND, masked_mean
 
+from rnd_helpers import ACTIONS, GRID, grid_states, transitions
+
 torch.set_num_threads(1)
-
-GRID = gym.spaces.Box(0, 10, (7, 7, 3), dtype=np.float32)  # MiniGrid-like symbolic view
-ACTIONS = gym.spaces.Discrete(7)
-
-
-def transitions(next_obs, obs=None) -> Transitions:
-    """A `(T, N, ...)` batch built around `next_obs` (the only part RND looks at)."""
-    next_obs = np.asarray(next_obs)
-    t, n = next_obs.shape[:2]
-    obs = np.zeros_like(next_obs) if obs is None else np.asarray(obs)
-    return Transitions(obs, np.zeros((t, n), np.int64), next_obs, np.zeros((t, n), bool))
-
-
-def grid_states(rng: np.random.Generator, n: int) -> np.ndarray:
-    return rng.integers(0, 11, size=(n, *GRID.shape)).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------- shared

@@ -223,7 +223,7 @@ BAD_SUITES = [
     (f"frames: 1000\nseeds: [0]\nenvs: [{ENV}]\nagents: [ppo]\noverrides: {{hyperparams.lr: 1}}\n", ["hyperparams", "hyperparameters"]),
     (f"frames: 1000\nseeds: [0]\nenvs: [{ENV}]\nagents: [ppo]\noverrides: {{seed: 1}}\n", ["'seed'", "cannot be overridden"]),
     (f"frames: 1000\nseeds: [0]\nenvs: [{ENV}]\nagents: [ppo]\nresources: {{num_cpus: -1}}\n", ["resources.num_cpus", "non-negative"]),
-    (f"frames: 1000\nseeds: [0]\nruns:\n  - {{agent: ppo}}\n", ["runs[0]", "missing key 'env'"]),
+    ("frames: 1000\nseeds: [0]\nruns:\n  - {agent: ppo}\n", ["runs[0]", "missing key 'env'"]),
     (f"frames: 1000\nruns:\n  - {{env: {ENV}, agent: ppo, colour: red}}\n", ["runs[0]", "'colour'"]),
     ("- just\n- a list\n", ["mapping at the top level"]),
     ("frames: [1000\n", ["not valid YAML"]),
