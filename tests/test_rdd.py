@@ -7,6 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from rnd_helpers import ACTIONS, GRID, grid_states, transitions
 from scipy.stats import spearmanr
 from torch import nn
 
@@ -14,8 +15,6 @@ from explore_bench.bonuses import Transitions, make_bonus
 from explore_bench.bonuses.networks import make_encoder
 from explore_bench.bonuses.rdd import RDD
 from explore_bench.bonuses.rnd import RND
-
-from rnd_helpers import ACTIONS, GRID, grid_states, transitions
 
 torch.set_num_threads(1)
 

@@ -9,11 +9,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from rnd_helpers import ACTIONS, GRID, grid_states, transitions
 
 from explore_bench.bonuses import BonusInputError, make_bonus
 from explore_bench.bonuses.rnd import RND, masked_mean
-
-from rnd_helpers import ACTIONS, GRID, grid_states, transitions
 
 torch.set_num_threads(1)
 

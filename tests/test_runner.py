@@ -11,6 +11,7 @@ import pytest
 
 from explore_bench.agents.factory import ConfigError
 from explore_bench.leaderboard import build_leaderboard, load_runs
+from explore_bench.leaderboard.aggregate import PROGRESS_COLUMNS as LEADERBOARD_PROGRESS_COLUMNS
 from explore_bench.runner import (
     RunConfigMismatch,
     list_suites,
@@ -22,7 +23,6 @@ from explore_bench.runner import (
 )
 from explore_bench.runner import run as run_mod
 from explore_bench.runner.io import PROGRESS_COLUMNS
-from explore_bench.leaderboard.aggregate import PROGRESS_COLUMNS as LEADERBOARD_PROGRESS_COLUMNS
 
 ENV = "MiniGrid-DoorKey-5x5-v0"
 TINY = {

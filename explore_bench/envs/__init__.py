@@ -29,7 +29,8 @@ from typing import Any
 
 import gymnasium as gym
 
-from explore_bench.envs.minigrid import FAMILY as _MINIGRID, MINIGRID_ENVS, make_minigrid
+from explore_bench.envs.minigrid import FAMILY as _MINIGRID
+from explore_bench.envs.minigrid import MINIGRID_ENVS, make_minigrid
 from explore_bench.envs.wrappers import ExplorationStats, SeedOnFirstReset
 
 __all__ = [

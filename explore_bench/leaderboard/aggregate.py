@@ -25,13 +25,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from explore_bench.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -415,21 +416,8 @@ def aggregate_leaderboard(runs: pd.DataFrame, n_bootstrap: int = DEFAULT_N_BOOTS
 # Writing
 # --------------------------------------------------------------------------------------------------------------
 def write_csv_atomic(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``df`` to a temp file in the destination folder, then os.replace it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            df.to_csv(f, index=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write ``df`` as CSV atomically."""
+    return atomic_write_bytes(path, df.to_csv(index=False).encode("utf-8"))
 
 
 def build_leaderboard(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,

@@ -6,9 +6,9 @@ and nothing needs a display.  PNGs are written atomically (temp file in the same
 
 from __future__ import annotations
 
+import io
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy import stats
+
+from explore_bench.atomic import atomic_write_bytes
 
 from .aggregate import CONFIDENCE, read_progress, success_curve
 
@@ -30,18 +32,10 @@ def env_filename(env: str) -> str:
 
 
 def _save_atomic(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def curve_bands(curves: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray):

@@ -8,7 +8,16 @@
 
 from explore_bench.runner.local import RunResult, check_suite, run_suite
 from explore_bench.runner.run import RunConfigMismatch, run_single, run_status
-from explore_bench.runner.suite import RunSpec, Suite, config_hash, list_suites, load_suite, make_run_spec, parse_suite, run_dir_for
+from explore_bench.runner.suite import (
+    RunSpec,
+    Suite,
+    config_hash,
+    list_suites,
+    load_suite,
+    make_run_spec,
+    parse_suite,
+    run_dir_for,
+)
 
 __all__ = [
     "RunConfigMismatch",
