@@ -14,7 +14,6 @@ import torch
 
 from explore_bench.bonuses.base import ArrayLike, Transitions
 from explore_bench.bonuses.inverse_dynamics import InverseDynamicsBonus
-from explore_bench.bonuses.networks import EncoderKind
 from explore_bench.bonuses.registry import register_bonus
 
 
@@ -48,7 +47,7 @@ class E3B(InverseDynamicsBonus):
         symmetrize_every: re-symmetrise the inverse covariances every this many steps (100).
         feature_dim: embedding size p (32 on every input; Atari-size images keep 32 to bound the
             `N p^2` memory and the O(p^2) per-step cost).
-        hidden, lr, n_epochs, n_minibatches, max_grad_norm, normalize_obs, encoder: see
+        hidden, lr, n_epochs, n_minibatches, max_grad_norm, normalize_obs, encoder (keyword arguments passed on): see
             `InverseDynamicsBonus`; `update` trains encoder and inverse head on the inverse loss only.
     """
 
@@ -64,21 +63,11 @@ class E3B(InverseDynamicsBonus):
         ridge: float = 0.1,
         zero_first_step: bool = True,
         symmetrize_every: int = 100,
-        feature_dim: int | None = None,
-        hidden: int | None = None,
-        lr: float | None = None,
-        n_epochs: int = 4,
-        n_minibatches: int = 4,
-        max_grad_norm: float | None = 40.0,
-        normalize_obs: bool = False,
-        encoder: EncoderKind = "auto",
+        **model_kwargs,
     ) -> None:
         if ridge <= 0:
             raise ValueError(f"bonus 'e3b': ridge must be > 0, got {ridge}")
-        super().__init__(
-            observation_space, action_space, device, seed, feature_dim, hidden, lr,
-            n_epochs, n_minibatches, max_grad_norm, normalize_obs, encoder,
-        )  # fmt: skip
+        super().__init__(observation_space, action_space, device, seed, **model_kwargs)
         self.ridge = float(ridge)
         self.zero_first_step = bool(zero_first_step)
         self.symmetrize_every = int(symmetrize_every)

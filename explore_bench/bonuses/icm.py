@@ -13,7 +13,7 @@ from torch import nn
 
 from explore_bench.bonuses.base import Transitions
 from explore_bench.bonuses.inverse_dynamics import InverseDynamicsBonus, forward_loss
-from explore_bench.bonuses.networks import EncoderKind, mlp, orthogonal_init
+from explore_bench.bonuses.networks import mlp, orthogonal_init
 from explore_bench.bonuses.registry import register_bonus
 
 
@@ -36,7 +36,8 @@ class ICM(InverseDynamicsBonus):
             with no reward normalisation, the `paper` preset).
         beta: weight of the forward loss (0.2).
         detach_forward_target: stop-gradient on phi_t1 in L_F (default False, as the reference).
-        feature_dim, hidden, lr, n_epochs, n_minibatches, max_grad_norm, normalize_obs, encoder: see
+        feature_dim, hidden, lr, n_epochs, n_minibatches, max_grad_norm, normalize_obs, encoder (keyword
+            arguments passed on): see
             `InverseDynamicsBonus` (defaults 32 / 64 / 3e-4 on CPU-scale inputs, 288 / 256 / 1e-4 on
             Atari-size images; whitening off as in the reference).
     """
@@ -53,24 +54,14 @@ class ICM(InverseDynamicsBonus):
         eta: float = 1.0,
         beta: float = 0.2,
         detach_forward_target: bool = False,
-        feature_dim: int | None = None,
-        hidden: int | None = None,
-        lr: float | None = None,
-        n_epochs: int = 4,
-        n_minibatches: int = 4,
-        max_grad_norm: float | None = 40.0,
-        normalize_obs: bool = False,
-        encoder: EncoderKind = "auto",
+        **model_kwargs,
     ) -> None:
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"bonus 'icm': beta must be in [0, 1], got {beta}")
         self.eta = float(eta)
         self.beta = float(beta)
         self.detach_forward_target = bool(detach_forward_target)
-        super().__init__(
-            observation_space, action_space, device, seed, feature_dim, hidden, lr,
-            n_epochs, n_minibatches, max_grad_norm, normalize_obs, encoder,
-        )  # fmt: skip
+        super().__init__(observation_space, action_space, device, seed, **model_kwargs)
 
     def build_heads(self) -> None:
         d = self.feature_dim
