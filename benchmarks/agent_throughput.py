@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from report import emit_table
 
 from explore_bench.agents.factory import make_agent, resolve_config
 from explore_bench.bonuses import list_bonuses
@@ -78,11 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         vs_plain = statistics.median(v / p for v, p in zip(values, plain))
         vs_raw = statistics.median(v / r for v, r in zip(values, raw))
         lines.append(f"| ppo+{bonus} | {statistics.median(values):.0f} | {vs_plain:.2f} | {vs_raw:.2f} |")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table)
+    emit_table(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
+from report import emit_table
 
 from explore_bench.bonuses import Transitions, list_bonuses, make_bonus
 
@@ -107,11 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(
             f"| {row['bonus']} | {row['minigrid_us']:.1f} | {row['minigrid_ratio']:.2f} | {row['atari_us']:.1f} | {row['atari_ratio']:.2f} |"
         )
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table)
+    emit_table(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -134,8 +134,3 @@ def make_encoder(
     with torch.no_grad():
         n_flat = trunk(torch.zeros(1, *in_shape)).shape[1]
     return orthogonal_init(nn.Sequential(adapter, trunk, nn.Linear(n_flat, out_dim)))
-
-
-def whitenable(space: gym.Space) -> bool:
-    """Observation whitening applies to Box spaces; discrete observations are one-hot coded instead."""
-    return isinstance(space, gym.spaces.Box)
