@@ -98,3 +98,29 @@ def test_unknown_ids_list_the_valid_ones(kwargs, match):
     args = {"env": "MiniGrid-DoorKey-5x5-v0", "agent": "ppo", "bonus": "rnd", "seed": 0, "frames": 10} | kwargs
     with pytest.raises(KeyError, match=match):
         resolve_config(**args)
+
+
+@pytest.mark.parametrize("agent, bonus", [("ppo", None), ("ppo", "rnd"), ("a2c", "count")])
+def test_policy_sees_minigrid_codes(agent, bonus):
+    """The policy's features are the one-hot of the raw MiniGrid codes (SB3 must not divide them by 255)."""
+    from explore_bench.agents.extractors import MINIGRID_CODE_SIZES
+
+    config = resolve_config("MiniGrid-DoorKey-8x8-v0", agent, bonus, seed=0, frames=1000, overrides={"n_envs": 2})
+    model = make_agent(config)
+    obs = model.env.reset()  # (2, 3, 7, 7) raw codes, channels-first
+    features = model.policy.extract_features(model.policy.obs_to_tensor(obs)[0])
+    if isinstance(features, tuple):
+        features = features[0]
+    expected = np.concatenate(
+        [np.eye(n)[obs[:, i]] for i, n in enumerate(MINIGRID_CODE_SIZES)], axis=-1
+    ).reshape(len(obs), -1)
+    np.testing.assert_array_equal(features.numpy(), expected)
+    assert obs.max() > 1  # walls, keys, doors: codes the policy must tell apart
+
+
+def test_minigrid_onehot_rejects_normalised_images():
+    from explore_bench.agents.extractors import MiniGridOneHot
+
+    extractor = MiniGridOneHot(spaces.Box(0, 255, (3, 7, 7), np.uint8))
+    with pytest.raises(ValueError, match="normalize_images=False"):
+        extractor(torch.full((1, 3, 7, 7), 2 / 255))

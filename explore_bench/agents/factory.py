@@ -120,7 +120,13 @@ def make_agent(config: Mapping[str, Any], tensorboard_log: str | None = None, ve
         name = policy_kwargs.pop("features_extractor")
         if name not in FEATURE_EXTRACTORS:
             raise ConfigError(f"policy_kwargs.features_extractor must be one of {sorted(FEATURE_EXTRACTORS)}, got {name!r}")
-        policy_kwargs["features_extractor_class"] = FEATURE_EXTRACTORS[name]
+        extractor = FEATURE_EXTRACTORS[name]
+        # One agent config serves every family: the extractor applies where the observations fit it
+        # (MiniGrid's symbolic views); elsewhere the policy keeps SB3's default extractor.
+        if extractor.supports(venv.observation_space):
+            policy_kwargs["features_extractor_class"] = extractor
+            if extractor.needs_raw_images:
+                policy_kwargs.setdefault("normalize_images", False)
     common = dict(
         policy_kwargs=policy_kwargs,
         seed=seed,
