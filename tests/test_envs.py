@@ -43,12 +43,12 @@ DIR_VEC = ((1, 0), (0, 1), (-1, 0), (0, -1))  # minigrid's DIR_TO_VEC: right, do
 
 
 def test_catalogue_ids():
-    assert list_envs() == EXPECTED_IDS
-    assert list_envs("minigrid") == EXPECTED_IDS
+    assert list_envs()[: len(EXPECTED_IDS)] == EXPECTED_IDS
+    assert list_envs("minigrid") == EXPECTED_IDS + ["MiniGrid-DoorKey-8x8-NoisyTV-v0"]
     assert list_envs("atari-does-not-exist") == []
     import minigrid  # noqa: F401  registers MiniGrid-* ids
 
-    for env_id in list_envs():
+    for env_id in EXPECTED_IDS:
         assert MINIGRID_ENVS[env_id].minigrid_id in gym.registry, env_id
         assert env_family(env_id) == "minigrid"
         assert env_family(f"{NAMESPACE}/{env_id}") == "minigrid"

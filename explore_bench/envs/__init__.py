@@ -8,6 +8,11 @@ Public API::
     env = make_env("MiniGrid-DoorKey-8x8-v0", seed=0)
     obs, info = env.reset()                       # first reset uses seed=0, later ones continue its RNG
     env_family("MiniGrid-DoorKey-8x8-v0")         # "minigrid"
+    env_family("TVGrid-Remote-v0")                # "tvgrid"
+
+Families: ``minigrid`` (the MiniGrid hard-exploration set, plus ``MiniGrid-DoorKey-8x8-NoisyTV-v0``, DoorKey-8x8
+with a remote noisy TV on a wall of the start room) and ``tvgrid`` (the noisy-TV gridworld ``TVGrid-<Mode>-v0``
+of ``explore_bench.envs.tvgrid``, flat one-hot observations, no reward: an exploration-only world).
 
 Every id is also registered with gymnasium under the ``explore_bench`` namespace on import of this package::
 
@@ -31,15 +36,28 @@ import gymnasium as gym
 
 from explore_bench.envs.minigrid import FAMILY as _MINIGRID
 from explore_bench.envs.minigrid import MINIGRID_ENVS, make_minigrid
+from explore_bench.envs.tvgrid import FAMILY as _TVGRID
+from explore_bench.envs.tvgrid import (
+    NOISY_MINIGRID_ENVS,
+    TVGRID_ENVS,
+    NoisyTVObsWrapper,
+    TVGridEnv,
+    make_noisy_minigrid,
+    make_tvgrid,
+    record_tvgrid,
+)
 from explore_bench.envs.wrappers import ExplorationStats, SeedOnFirstReset
 
 __all__ = [
     "NAMESPACE",
     "ExplorationStats",
+    "NoisyTVObsWrapper",
     "SeedOnFirstReset",
+    "TVGridEnv",
     "env_family",
     "list_envs",
     "make_env",
+    "record_tvgrid",
     "register_envs",
 ]
 
@@ -48,6 +66,8 @@ NAMESPACE = "explore_bench"
 
 # id -> (family, factory(env_id, **kwargs) -> wrapped env). Other families add their catalogues here.
 _CATALOGUE: dict[str, tuple[str, Any]] = {env_id: (_MINIGRID, make_minigrid) for env_id in MINIGRID_ENVS}
+_CATALOGUE.update({env_id: (_MINIGRID, make_noisy_minigrid) for env_id in NOISY_MINIGRID_ENVS})
+_CATALOGUE.update({env_id: (_TVGRID, make_tvgrid) for env_id in TVGRID_ENVS})
 
 
 def list_envs(family: str | None = None) -> list[str]:
@@ -64,7 +84,7 @@ def _lookup(env_id: str) -> tuple[str, Any]:
 
 
 def env_family(env_id: str) -> str:
-    """Family of ``env_id`` (``"minigrid"``, ...). Accepts plain or ``explore_bench/``-namespaced ids."""
+    """Family of ``env_id`` (``"minigrid"``, ``"tvgrid"``). Accepts plain or ``explore_bench/``-namespaced ids."""
     return _lookup(env_id)[0]
 
 
@@ -91,7 +111,7 @@ def register_envs() -> None:
     for env_id in _CATALOGUE:
         ns_id = f"{NAMESPACE}/{env_id}"
         if ns_id not in gym.registry:
-            # No max_episode_steps: MiniGrid truncates at its own max_steps. make_env's inner gym.make already
+            # No max_episode_steps: MiniGrid and TVGrid truncate at their own max_steps. make_env's inner gym.make already
             # applies the env checker and order enforcing; don't stack a second copy on top.
             gym.register(
                 id=ns_id,

@@ -11,32 +11,40 @@ import numpy as np
 class ExplorationStats(gym.Wrapper):
     """Per-step agent cell and per-episode exploration metrics for MiniGrid-like envs.
 
-    Reads ``env.unwrapped.agent_pos`` (x, y) and ``env.unwrapped.agent_dir`` after each reset/step, so it
-    works at any position in a wrapper stack over a ``MiniGridEnv``.
+    Reads ``env.unwrapped.agent_pos`` (x, y) and, when the env has one, ``env.unwrapped.agent_dir`` after each
+    reset/step, so it works at any position in a wrapper stack over a ``MiniGridEnv`` (or a ``TVGridEnv``, which
+    has no direction).
 
     ``info`` gains:
 
-    - ``"cell"`` (every reset and step): ``np.array([x, y, dir], dtype=np.int64)`` of the agent after the step.
+    - ``"cell"`` (every reset and step): ``np.array([x, y, dir], dtype=np.int64)`` of the agent after the step
+      (``[x, y]`` for envs without ``agent_dir``).
     - ``"episode_metrics"`` (on the step where ``terminated or truncated``)::
 
         {"return": float,    # sum of the env rewards of the episode
          "length": int,      # number of steps
          "success": float,   # 1.0 if terminated with reward > 0 (MiniGrid's goal reward), else 0.0
          "coverage": int}    # distinct (x, y) cells the agent occupied, start cell included
+
+      plus ``"tv_fraction": float`` (the fraction of the episode's steps that pressed a noisy TV) for envs whose
+      step ``info`` carries ``"press"`` (the noisy-TV envs of ``explore_bench.envs.tvgrid``).
     """
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
         base = env.unwrapped
-        if not (hasattr(base, "agent_pos") and hasattr(base, "agent_dir")):
+        if not hasattr(base, "agent_pos"):
             raise TypeError(
-                f"ExplorationStats needs a MiniGrid-like env exposing unwrapped.agent_pos and "
-                f"unwrapped.agent_dir; got {type(base).__name__}"
+                f"ExplorationStats needs a MiniGrid-like env exposing unwrapped.agent_pos (and optionally "
+                f"unwrapped.agent_dir); got {type(base).__name__}"
             )
         self._base = base
+        self._has_dir = hasattr(base, "agent_dir")
         self._visited: set[int] = set()
         self._return = 0.0
         self._length = 0
+        self._presses = 0
+        self._reports_press = False
 
     def _cell(self) -> np.ndarray:
         x, y = self._base.agent_pos
@@ -44,6 +52,8 @@ class ExplorationStats(gym.Wrapper):
         y = int(y)
         # Cells are (x, y) in a grid far smaller than 2**20 on a side: pack them into one int.
         self._visited.add((y << 20) | x)
+        if not self._has_dir:
+            return np.array((x, y), dtype=np.int64)
         return np.array((x, y, int(self._base.agent_dir)), dtype=np.int64)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -51,6 +61,8 @@ class ExplorationStats(gym.Wrapper):
         self._visited.clear()
         self._return = 0.0
         self._length = 0
+        self._presses = 0
+        self._reports_press = False
         info["cell"] = self._cell()
         return obs, info
 
@@ -58,6 +70,9 @@ class ExplorationStats(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._return += float(reward)
         self._length += 1
+        if "press" in info:
+            self._reports_press = True
+            self._presses += bool(info["press"])
         info["cell"] = self._cell()
         if terminated or truncated:
             info["episode_metrics"] = {
@@ -66,6 +81,8 @@ class ExplorationStats(gym.Wrapper):
                 "success": 1.0 if (terminated and float(reward) > 0.0) else 0.0,
                 "coverage": len(self._visited),
             }
+            if self._reports_press:
+                info["episode_metrics"]["tv_fraction"] = self._presses / self._length
         return obs, reward, terminated, truncated, info
 
     @property
