@@ -3,7 +3,9 @@
 A results folder holds run folders at any depth; each is recognised by its ``summary.json`` (written by the
 runner) and has a ``progress.csv`` next to it.  ``load_runs`` turns the summaries into one row per finished run,
 ``leaderboard`` turns those into one row per env x method (plus an across-env aggregate per method), and
-``build_leaderboard`` writes ``leaderboard.csv``, ``leaderboard_aggregate.csv`` and the plots.
+``build_leaderboard`` writes ``leaderboard.csv``, ``leaderboard_aggregate.csv`` and the plots.  Scores normalised
+per env family and compared across families (IQM / mean / median / optimality gap, P(X > Y), performance profiles)
+live in ``normalize.py`` and ``stats.py``; ``report.build_plots`` (``explore-bench plot``) writes them.
 
 Statistics follow rliable's recipe (rliable itself does not import with pandas 3): IQM = ``scipy.stats.trim_mean``
 with 25% cut on each side, 95% percentile-bootstrap CIs from ``scipy.stats.bootstrap`` over seeds, and for the
@@ -60,6 +62,7 @@ CONFIDENCE = 0.95
 RUN_COLUMNS = [
     "env", "method", "agent", "bonus", "seed", "status", "frames", "wall_time_s",
     "final_success", "final_return", "final_coverage", "config_hash", "git_commit", "versions", "run_dir",
+    "final_metrics",
 ]
 
 
@@ -112,6 +115,7 @@ def _read_summary(path: Path) -> dict:
         "git_commit": s.get("git_commit"),
         "versions": json.dumps(versions, sort_keys=True) if versions is not None else None,
         "run_dir": str(path.parent),
+        "final_metrics": dict(final),  # every final metric (e.g. a bandit's regret), for normalize.py
     }
 
 

@@ -1,7 +1,10 @@
-"""Leaderboard plots: learning curves per env and the aggregate IQM bar chart.
+"""Leaderboard plots: learning curves per env, the aggregate IQM bar chart, and the normalised-score statistics
+of ``stats.py`` (aggregate IQM/mean/median/optimality-gap bars, performance profiles, probability-of-improvement
+matrix).
 
 Uses matplotlib's Agg canvas directly (``matplotlib.figure.Figure``), not pyplot, so no global backend is switched
-and nothing needs a display.  PNGs are written atomically (temp file in the same folder, then os.replace).
+and nothing needs a display.  Files (PNG, and SVG where asked) are written atomically (temp file in the same folder,
+then os.replace).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import io
 import os
 import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,7 +25,15 @@ from explore_bench.atomic import atomic_write_bytes
 
 from .aggregate import CONFIDENCE, read_progress, success_curve
 
-__all__ = ["curve_bands", "plot_learning_curves", "plot_aggregate", "env_filename"]
+__all__ = [
+    "curve_bands",
+    "plot_learning_curves",
+    "plot_aggregate",
+    "env_filename",
+    "plot_aggregate_scores",
+    "plot_performance_profiles",
+    "plot_probability_of_improvement",
+]
 
 N_GRID = 200
 
@@ -32,10 +44,16 @@ def env_filename(env: str) -> str:
 
 
 def _save_atomic(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` to ``path`` atomically, in the format its suffix names (png, svg, ...)."""
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    fig.savefig(buffer, format=path.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _save_formats(fig: Figure, path: Path, formats: Sequence[str]) -> list[Path]:
+    """``path`` with each of ``formats`` as suffix, e.g. ``x.png`` and ``x.svg``."""
+    return [_save_atomic(fig, path.with_suffix(f".{fmt}")) for fmt in formats]
 
 
 def curve_bands(curves: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray):
@@ -63,9 +81,10 @@ def curve_bands(curves: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray):
 
 
 def plot_learning_curves(runs: pd.DataFrame, out_dir: str | os.PathLike, success_threshold: float | None = None,
-                         n_grid: int = N_GRID) -> list[Path]:
-    """One ``curves_<env>.png`` per env: success vs frames, one line per method (mean over seeds) with a 95%
-    t-interval band.  ``runs`` is ``load_runs`` output (finished runs).  Returns the written paths."""
+                         n_grid: int = N_GRID, formats: Sequence[str] = ("png",)) -> list[Path]:
+    """One ``curves_<env>.png`` (and one file per other of ``formats``) per env: success vs frames, one line per
+    method (mean over seeds) with a 95% t-interval band.  ``runs`` is ``load_runs`` output (finished runs).
+    Returns the written paths."""
     out_dir = Path(out_dir)
     if "status" in runs.columns:
         runs = runs[runs["status"] == "finished"]
@@ -102,7 +121,7 @@ def plot_learning_curves(runs: pd.DataFrame, out_dir: str | os.PathLike, success
         ax.grid(alpha=0.3)
         if per_method:
             ax.legend(fontsize="small")
-        written.append(_save_atomic(fig, out_dir / env_filename(env)))
+        written += _save_formats(fig, out_dir / env_filename(env), formats)
     return written
 
 
@@ -129,3 +148,105 @@ def plot_aggregate(agg: pd.DataFrame, out_dir: str | os.PathLike, metric: str = 
     ax.set_title(f"Aggregate IQM of final {metric} (95% stratified bootstrap CI)")
     ax.grid(axis="y", alpha=0.3)
     return _save_atomic(fig, out_dir / "aggregate.png")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Normalised-score statistics (stats.py)
+# --------------------------------------------------------------------------------------------------------------
+FORMATS = ("png", "svg")
+ESTIMATE_TITLES = {
+    "iqm": "IQM", "mean": "Mean", "median": "Median", "optimality_gap": "Optimality gap (lower is better)",
+}
+
+
+def _xerr(val: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Error-bar lengths (2, n) from CI bounds; 0 where a bound is NaN."""
+    err = np.vstack([np.where(np.isfinite(lo), val - lo, 0.0), np.where(np.isfinite(hi), hi - val, 0.0)])
+    return np.clip(np.nan_to_num(err), 0.0, None)
+
+
+def _no_data(ax, text: str = "no finished runs") -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+
+
+def plot_aggregate_scores(agg: pd.DataFrame, out_dir: str | os.PathLike,
+                          formats: Sequence[str] = FORMATS) -> list[Path]:
+    """``aggregate_scores.<fmt>``: one panel per estimate (IQM, mean, median, optimality gap) of the normalised
+    score, a horizontal bar per method with its stratified-bootstrap 95% CI.  ``agg`` is
+    ``stats.aggregate_scores`` output."""
+    names = list(ESTIMATE_TITLES)
+    fig = Figure(figsize=(3.2 * len(names), max(2.5, 0.45 * len(agg) + 1.5)), layout="constrained")
+    axes = fig.subplots(1, len(names), sharey=True)
+    y = np.arange(len(agg))
+    for ax, name in zip(axes, names):
+        if len(agg):
+            val = agg[name].to_numpy(dtype=float)
+            lo, hi = agg[f"{name}_ci_low"].to_numpy(dtype=float), agg[f"{name}_ci_high"].to_numpy(dtype=float)
+            ax.barh(y, val, color=[f"C{i % 10}" for i in range(len(agg))], alpha=0.75)
+            ax.errorbar(val, y, xerr=_xerr(val, lo, hi), fmt="none", ecolor="black", capsize=3)
+        else:
+            _no_data(ax)
+        ax.set_title(ESTIMATE_TITLES[name], fontsize="medium")
+        ax.set_xlabel("normalised score")
+        ax.grid(axis="x", alpha=0.3)
+    if len(agg):
+        axes[0].set_yticks(y, [f"{m} ({n} envs)" for m, n in zip(agg["method"], agg["n_envs"])])
+        axes[0].invert_yaxis()
+    fig.suptitle("Aggregate normalised scores (95% stratified bootstrap CIs)")
+    return _save_formats(fig, Path(out_dir) / "aggregate_scores.png", formats)
+
+
+def plot_performance_profiles(profiles: pd.DataFrame, out_dir: str | os.PathLike,
+                              formats: Sequence[str] = FORMATS) -> list[Path]:
+    """``performance_profile.<fmt>``: fraction of runs with normalised score > tau vs tau, one line per method
+    with its stratified-bootstrap 95% band.  ``profiles`` is ``stats.performance_profiles`` output."""
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    if len(profiles):
+        for method, g in profiles.groupby("method", sort=True):
+            (line,) = ax.plot(g["tau"], g["fraction"], label=method)
+            lo, hi = g["fraction_ci_low"].to_numpy(dtype=float), g["fraction_ci_high"].to_numpy(dtype=float)
+            if np.isfinite(lo).any():
+                ax.fill_between(g["tau"], lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.legend(fontsize="small")
+    else:
+        _no_data(ax)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(r"normalised score $\tau$")
+    ax.set_ylabel(r"fraction of runs with score > $\tau$")
+    ax.set_title("Performance profiles (95% stratified bootstrap CIs)")
+    ax.grid(alpha=0.3)
+    return _save_formats(fig, Path(out_dir) / "performance_profile.png", formats)
+
+
+def plot_probability_of_improvement(poi: pd.DataFrame, out_dir: str | os.PathLike,
+                                    formats: Sequence[str] = FORMATS) -> list[Path]:
+    """``probability_of_improvement.<fmt>``: heatmap of P(row method > column method) with the value and its
+    95% CI written in each cell.  ``poi`` is ``stats.probability_of_improvement_table`` output."""
+    methods = sorted(set(poi["method_x"]) | set(poi["method_y"])) if len(poi) else []
+    n = len(methods)
+    mat = np.full((n, n), np.nan)
+    text = [["" for _ in methods] for _ in methods]
+    idx = {m: i for i, m in enumerate(methods)}
+    for r in poi.itertuples():
+        i, j = idx[r.method_x], idx[r.method_y]
+        mat[i, j] = r.p
+        ci = f"\n[{r.p_ci_low:.2f}, {r.p_ci_high:.2f}]" if np.isfinite(r.p_ci_low) else ""
+        text[i][j] = f"{r.p:.2f}{ci}" if np.isfinite(r.p) else "n/a"
+    size = max(4.0, 1.1 * n + 2.5)
+    fig = Figure(figsize=(size + 1.0, size))
+    ax = fig.add_subplot()
+    if n:
+        im = ax.imshow(np.ma.masked_invalid(mat), cmap="RdBu", vmin=0.0, vmax=1.0)
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, text[i][j] if i != j else "-", ha="center", va="center", fontsize="small")
+        ax.set_xticks(range(n), methods, rotation=30, ha="right")
+        ax.set_yticks(range(n), methods)
+        ax.set_xlabel("method Y")
+        ax.set_ylabel("method X")
+        fig.colorbar(im, ax=ax, label="P(X > Y)")
+    else:
+        _no_data(ax, "fewer than 2 methods")
+    ax.set_title("Probability of improvement P(X > Y) (95% CI)")
+    return _save_formats(fig, Path(out_dir) / "probability_of_improvement.png", formats)
