@@ -1,10 +1,13 @@
-"""Command line: ``explore-bench list | train | run | leaderboard``.
+"""Command line: ``explore-bench list | train | run | leaderboard | plot | noise-robustness``.
 
     explore-bench list
     explore-bench train MiniGrid-DoorKey-5x5-v0 --agent ppo --bonus rnd --frames 100000 --seed 0 \\
         --set hyperparameters.learning_rate=1e-4
     explore-bench run smoke --workers 2 --out runs/smoke
+    explore-bench run doorkey8x8 --backend ray --address auto --out /shared/runs/doorkey8x8
     explore-bench leaderboard runs/smoke --threshold 0.9
+    explore-bench plot runs/smoke --out runs/smoke/plots
+    explore-bench noise-robustness --bonuses rnd,icm --worlds remote --seeds 3 --updates 100
 
 Bad input (unknown names, malformed suite, a run folder holding another config) prints one line to stderr
 and exits with status 2; a suite with failed runs exits with status 1.
@@ -13,6 +16,7 @@ and exits with status 2; a suite with failed runs exits with status 1.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import sys
@@ -46,6 +50,24 @@ def _nonneg_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
     return value
+
+
+def _pos_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _names(items: Sequence[str] | None) -> list[str]:
+    """``["rnd,icm", "count"]`` -> ``["rnd", "icm", "count"]`` (order kept, duplicates dropped)."""
+    out: list[str] = []
+    for item in items or []:
+        out += [part.strip() for part in item.split(",") if part.strip()]
+    return list(dict.fromkeys(out))
 
 
 def parse_sets(items: Sequence[str]) -> dict[str, Any]:
@@ -93,17 +115,51 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a suite (built-in name or YAML path), then build its leaderboard")
     p.add_argument("suite", help="built-in suite name (see `explore-bench list`) or path to a YAML file")
     p.add_argument("--workers", type=_nonneg_int, default=None,
-                   help="worker processes (default: number of cores; 0 = serially in this process)")
-    p.add_argument("--out", default=None, help="results folder (default: runs/<suite name>)")
+                   help="worker processes (default: number of cores; 0 = serially in this process); with "
+                        "--backend ray and no --address: the CPUs of the local Ray instance")
+    p.add_argument("--out", default=None, help="results folder (default: runs/<suite name>); with --backend ray "
+                                               "it must be on a filesystem every Ray node sees")
     p.add_argument("--threshold", type=float, default=0.9, help="success threshold of the leaderboard")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-leaderboard", action="store_true", help="do not build the leaderboard at the end")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: a process pool on this machine (default); ray: one Ray task per run "
+                        "(needs the extra: pip install \"explore_bench[ray]\")")
+    p.add_argument("--address", default=None,
+                   help="--backend ray: the Ray cluster to join (e.g. 'auto' on a cluster node, or "
+                        "ray://HEAD:10001); default: start a local Ray instance")
+    p.add_argument("--max-retries", type=_nonneg_int, default=None,
+                   help="--backend ray: restarts of a run whose worker died (from its last checkpoint) before "
+                        "it counts as failed (default 2)")
 
     p = sub.add_parser("leaderboard", help="aggregate a results folder into leaderboard CSVs and plots")
     p.add_argument("dir", help="results folder (run folders with summary.json at any depth)")
     p.add_argument("--threshold", type=float, default=0.9, help="success threshold (default 0.9)")
     p.add_argument("--out", default=None, help="where to write the leaderboard (default: DIR)")
     p.add_argument("--no-plots", action="store_true")
+
+    p = sub.add_parser("plot", help="normalised-score statistics (IQM, CIs, profiles, P(X>Y)) and all plots")
+    p.add_argument("dir", help="results folder (run folders with summary.json at any depth)")
+    p.add_argument("--out", default=None, help="where to write the plots (default: DIR)")
+    p.add_argument("--threshold", type=float, default=0.9, help="success threshold line on the curves")
+    p.add_argument("--resamples", type=_pos_int, default=10_000, help="bootstrap resamples (default 10000)")
+
+    p = sub.add_parser("noise-robustness",
+                       help="B_tv / B_novel of every bonus in the noisy-TV gridworlds (model level, no RL)")
+    p.add_argument("--bonuses", nargs="+", default=None, metavar="NAME",
+                   help="bonuses to measure, space- or comma-separated (default: every registered bonus)")
+    p.add_argument("--worlds", nargs="+", default=None, metavar="WORLD",
+                   help="TVGrid worlds: remote, always, big_always, big_remote (default: all four)")
+    p.add_argument("--seeds", type=_pos_int, default=3, help="number of seeds, 0..N-1 (default 3)")
+    p.add_argument("--updates", type=_pos_int, default=None, help="bonus updates per run (default 100)")
+    p.add_argument("--out", default=None, help="output folder (default: results/noise_robustness)")
+    p.add_argument("--train-transitions", type=_pos_int, default=None, help="training set size (default 20000)")
+    p.add_argument("--eval-sequences", type=_pos_int, default=None,
+                   help="sequences in the held-out and in the novel set (default 256)")
+    p.add_argument("--batch-sequences", type=_pos_int, default=None, help="sequences per update batch (default 32)")
+    p.add_argument("--seq-len", type=_pos_int, default=None, help="steps per sequence (default 16)")
+    p.add_argument("--k-tv", type=_pos_int, default=None, help="TV symbols (default 8)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -185,14 +241,45 @@ def cmd_train(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from explore_bench.runner.local import run_suite
     from explore_bench.runner.suite import load_suite
+
+    if args.backend == "ray":
+        from explore_bench.runner import ray_backend
+
+        if args.workers == 0:
+            raise UsageError("--workers 0 (serially in this process) is for --backend local; give N >= 1 or leave it out")
+        if args.address and args.workers is not None:
+            raise UsageError("--workers sizes a local Ray instance; with --address the cluster's own CPUs are used")
+        try:
+            ray_backend.require_ray()
+        except ray_backend.RayNotInstalledError as e:
+            raise UsageError(str(e)) from None
+        max_retries = ray_backend.DEFAULT_MAX_RETRIES if args.max_retries is None else args.max_retries
+        run_suite = functools.partial(ray_backend.run_suite, address=args.address, max_retries=max_retries)
+        backend_errors: tuple[type[Exception], ...] = (ray_backend.RayConnectionError,)
+    else:
+        from explore_bench.runner.local import run_suite
+
+        for flag, value in (("--address", args.address), ("--max-retries", args.max_retries)):
+            if value is not None:
+                raise UsageError(f"{flag} applies to --backend ray only")
+        backend_errors = ()
 
     suite = load_suite(args.suite)
     out = Path(args.out) if args.out else Path("runs") / suite.name
-    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
-    print(f"suite {suite.name}: {len(suite.runs)} runs -> {out} ({workers} worker(s))", flush=True)
-    results = run_suite(suite, out, workers=workers, progress=not args.no_progress)
+    if args.backend == "ray":
+        workers = args.workers
+        where = (f"Ray cluster at {args.address}" if args.address
+                 else f"local Ray instance, {workers or os.cpu_count() or 1} CPU(s)")
+        where += f", max {max_retries} retries per run"
+    else:
+        workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+        where = f"{workers} worker(s)"
+    print(f"suite {suite.name}: {len(suite.runs)} runs -> {out} ({where})", flush=True)
+    try:
+        results = run_suite(suite, out, workers=workers, progress=not args.no_progress)
+    except backend_errors as e:
+        raise UsageError(str(e)) from None
     counts = {s: sum(r.status == s for r in results) for s in ("finished", "skipped", "failed")}
     print(f"finished {counts['finished']}, already done {counts['skipped']}, failed {counts['failed']}")
     for r in results:
@@ -233,7 +320,64 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "train": cmd_train, "run": cmd_run, "leaderboard": cmd_leaderboard}
+def cmd_plot(args) -> int:
+    from explore_bench.leaderboard import build_plots
+
+    runs_dir = Path(args.dir)
+    if not runs_dir.is_dir():
+        raise UsageError(f"results folder {runs_dir} does not exist")
+    written = build_plots(runs_dir, Path(args.out) if args.out else None, n_bootstrap=args.resamples,
+                          success_threshold=args.threshold)
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_noise_robustness(args) -> int:
+    from explore_bench.robustness import (
+        DEFAULT_OUT,
+        RobustnessConfig,
+        run_noise_robustness,
+    )
+
+    config = RobustnessConfig(bonuses=_names(args.bonuses), seeds=list(range(args.seeds)))
+    if args.bonuses is not None and not config.bonuses:
+        raise UsageError("--bonuses: expected at least one bonus name")
+    if args.worlds is not None:
+        config.worlds = _names(args.worlds)
+        if not config.worlds:
+            raise UsageError("--worlds: expected at least one world")
+    for arg, key in (("updates", "updates"), ("train_transitions", "train_transitions"),
+                     ("eval_sequences", "eval_sequences"), ("batch_sequences", "batch_sequences"),
+                     ("seq_len", "seq_len"), ("k_tv", "k_tv")):
+        if getattr(args, arg) is not None:
+            setattr(config, key, getattr(args, arg))
+    config.validate()  # unknown bonus / world: KeyError listing the valid ones, before any work
+    out = Path(args.out) if args.out else DEFAULT_OUT
+    command = " ".join([
+        PROG, "noise-robustness", "--bonuses", ",".join(config.bonuses), "--worlds", ",".join(config.worlds),
+        "--seeds", str(args.seeds), "--updates", str(config.updates),
+        *(f"--{a.replace('_', '-')} {getattr(args, a)}" for a in
+          ("train_transitions", "eval_sequences", "batch_sequences", "seq_len", "k_tv") if getattr(args, a) is not None),
+    ])
+    print(f"noise-robustness: {len(config.bonuses)} bonus(es) x {len(config.worlds)} world(s) x "
+          f"{len(config.seeds)} seed(s), {config.updates} updates each -> {out}", flush=True)
+    table = run_noise_robustness(config, out, progress=not args.no_progress, command=command)
+    cols = ["bonus", "world", "n_seeds", "ratio", "ratio_ci_low", "ratio_ci_high", "b_tv", "b_novel", "plateau"]
+    with _pd_display():
+        print(table[cols].to_string(index=False))
+    print(f"table: {out / 'noise_robustness.csv'}, {out / 'noise_robustness.md'}")
+    return 0
+
+
+COMMANDS = {
+    "list": cmd_list,
+    "train": cmd_train,
+    "run": cmd_run,
+    "leaderboard": cmd_leaderboard,
+    "plot": cmd_plot,
+    "noise-robustness": cmd_noise_robustness,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
