@@ -9,8 +9,9 @@
     explore-bench plot runs/smoke --out runs/smoke/plots
     explore-bench noise-robustness --bonuses rnd,icm --worlds remote --seeds 3 --updates 100
 
-Bad input (unknown names, malformed suite, a run folder holding another config) prints one line to stderr
-and exits with status 2; a suite with failed runs exits with status 1.
+Bad input (unknown names, malformed suite, a run folder holding another config, an output folder in use by
+another suite) prints one line to stderr and exits with status 2; a suite with failed runs exits with status 1.
+``run`` warns in one line about finished runs made by another git commit (reused; ``--rerun-stale`` reruns them).
 """
 
 from __future__ import annotations
@@ -131,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-retries", type=_nonneg_int, default=None,
                    help="--backend ray: restarts of a run whose worker died (from its last checkpoint) before "
                         "it counts as failed (default 2)")
+    p.add_argument("--rerun-stale", action="store_true",
+                   help="rerun from zero the finished runs made by another git commit than the checkout (their "
+                        "folders are moved to OUT/.stale/<timestamp>/); by default they are reused, with a warning")
 
     p = sub.add_parser("leaderboard", help="aggregate a results folder into leaderboard CSVs and plots")
     p.add_argument("dir", help="results folder (run folders with summary.json at any depth)")
@@ -276,9 +280,15 @@ def cmd_run(args) -> int:
         workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
         where = f"{workers} worker(s)"
     print(f"suite {suite.name}: {len(suite.runs)} runs -> {out} ({where})", flush=True)
+    from explore_bench.runner.lock import OutputLocked
+
+    def warn_stale(message: str) -> None:
+        print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+
     try:
-        results = run_suite(suite, out, workers=workers, progress=not args.no_progress)
-    except backend_errors as e:
+        results = run_suite(suite, out, workers=workers, progress=not args.no_progress,
+                            rerun_stale=args.rerun_stale, on_stale=warn_stale)
+    except (OutputLocked, *backend_errors) as e:
         raise UsageError(str(e)) from None
     counts = {s: sum(r.status == s for r in results) for s in ("finished", "skipped", "failed")}
     print(f"finished {counts['finished']}, already done {counts['skipped']}, failed {counts['failed']}")

@@ -61,8 +61,8 @@ CONFIDENCE = 0.95
 
 RUN_COLUMNS = [
     "env", "method", "agent", "bonus", "seed", "status", "frames", "wall_time_s",
-    "final_success", "final_return", "final_coverage", "config_hash", "git_commit", "versions", "run_dir",
-    "final_metrics",
+    "final_success", "final_return", "final_coverage", "config_hash", "git_commit", "git_commits", "git_dirty",
+    "versions", "run_dir", "final_metrics",
 ]
 
 
@@ -113,10 +113,26 @@ def _read_summary(path: Path) -> dict:
         **{f"final_{m}": _float(final.get(m)) for m in FINAL_METRICS},
         "config_hash": s.get("config_hash"),
         "git_commit": s.get("git_commit"),
+        "git_commits": _run_commits(s),
+        "git_dirty": bool(s.get("git_dirty")),
         "versions": json.dumps(versions, sort_keys=True) if versions is not None else None,
         "run_dir": str(path.parent),
         "final_metrics": dict(final),  # every final metric (e.g. a bandit's regret), for normalize.py
     }
+
+
+def _run_commits(summary: dict) -> list[str]:
+    """Every commit that trained the run (``git_commits``; older summaries: ``[git_commit]``), "unknown" for none."""
+    commits = summary.get("git_commits")
+    if not isinstance(commits, list) or not commits:
+        commits = [summary.get("git_commit")]
+    return list(dict.fromkeys(str(c) if c else "unknown" for c in commits))
+
+
+def _summaries(runs_dir: Path) -> list[Path]:
+    """summary.json files under ``runs_dir``, leaving out hidden folders (``.stale/`` holds runs set aside)."""
+    return sorted(p for p in runs_dir.rglob("summary.json")
+                  if not any(part.startswith(".") for part in p.relative_to(runs_dir).parts[:-1]))
 
 
 def load_runs(runs_dir: str | os.PathLike, include_failed: bool = False) -> pd.DataFrame:
@@ -130,7 +146,7 @@ def load_runs(runs_dir: str | os.PathLike, include_failed: bool = False) -> pd.D
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise FileNotFoundError(f"results folder {runs_dir} does not exist")
-    rows = [_read_summary(p) for p in sorted(runs_dir.rglob("summary.json"))]
+    rows = [_read_summary(p) for p in _summaries(runs_dir)]
     df = pd.DataFrame(rows, columns=RUN_COLUMNS)
     df["seed"] = df["seed"].astype("int64")
     failed = df[df["status"] != "finished"].reset_index(drop=True)
@@ -287,8 +303,9 @@ def leaderboard(runs: pd.DataFrame, success_threshold: float = 0.9, n_bootstrap:
     Columns: env, method, agent, bonus, n_seeds, seeds, n_failed, then for each m in success/return/coverage:
     m_mean, m_mean_ci_low, m_mean_ci_high, m_iqm, m_iqm_ci_low, m_iqm_ci_high; then frames_to_threshold
     (median over the seeds that reached it), n_reached, reached ("k/n"), success_auc (mean over seeds),
-    success_auc_ci_low/high, wall_time_s_mean, mixed ('' or what differs: config_hash / git_commit / versions),
-    notes.  The across-env aggregate is in ``df.attrs["aggregate"]`` (see ``aggregate_leaderboard``).
+    success_auc_ci_low/high, wall_time_s_mean, git_commits (the distinct commits that trained the row's finished
+    runs), mixed_code (True when those runs were made by different commits, or any by a dirty tree), mixed (''
+    or what differs: config_hash / git_commit / versions), notes.  The across-env aggregate is in ``df.attrs["aggregate"]`` (see ``aggregate_leaderboard``).
     """
     finished, failed = _split_failed(runs)
     rng = np.random.default_rng(seed)
@@ -350,6 +367,12 @@ def leaderboard(runs: pd.DataFrame, success_threshold: float = 0.9, n_bootstrap:
         row["success_auc_ci_low"], row["success_auc_ci_high"] = bootstrap_ci(aucs_f, _mean, n_bootstrap, rng)
         wt = g["wall_time_s"].to_numpy(dtype=float)
         row["wall_time_s_mean"] = float(np.nanmean(wt)) if np.isfinite(wt).any() else float("nan")
+        commits = sorted({c for cs in g["git_commits"] for c in cs}) if len(g) else []
+        row["git_commits"] = commits
+        row["mixed_code"] = bool(len(commits) > 1 or g["git_dirty"].astype(bool).any()) if len(g) else False
+        if row["mixed_code"]:
+            notes.append("runs made by different code (commits: " + ", ".join(c[:8] for c in commits)
+                         + (", dirty tree" if g["git_dirty"].astype(bool).any() else "") + ")")
         row["mixed"] = _mixed(g) if len(g) else ""
         if row["mixed"]:
             log.warning("leaderboard row %s/%s mixes runs with different %s", env, method, row["mixed"])
@@ -368,7 +391,7 @@ def _leaderboard_columns() -> list[str]:
         for s in STATISTICS:
             cols += [f"{m}_{s}", f"{m}_{s}_ci_low", f"{m}_{s}_ci_high"]
     cols += ["frames_to_threshold", "n_reached", "reached", "success_auc", "success_auc_ci_low",
-             "success_auc_ci_high", "wall_time_s_mean", "mixed", "notes"]
+             "success_auc_ci_high", "wall_time_s_mean", "git_commits", "mixed_code", "mixed", "notes"]
     return cols
 
 

@@ -40,9 +40,10 @@ from explore_bench.runner.local import (
     RunResult,
     _progress_bar,
     _result,
-    check_suite,
+    prepare_suite,
     run_spec,
 )
+from explore_bench.runner.lock import OutputLock
 from explore_bench.runner.suite import RunSpec, Suite
 
 __all__ = ["DEFAULT_MAX_RETRIES", "RayConnectionError", "RayNotInstalledError", "require_ray", "run_suite"]
@@ -192,6 +193,8 @@ def run_suite(
     *,
     address: str | None = None,
     max_retries: int = DEFAULT_MAX_RETRIES,
+    rerun_stale: bool = False,
+    on_stale: Callable[[str], None] | None = None,
 ) -> list[RunResult]:
     """Run every unfinished run of ``suite`` into ``out_dir`` as Ray tasks; one ``RunResult`` per run.
 
@@ -200,7 +203,8 @@ def run_suite(
     else a local Ray instance with ``workers`` CPUs (default: every core), shut down at the end.
     ``out_dir`` must be on a filesystem every Ray node sees at the same absolute path (see the module docstring).
     ``max_retries``: how many times a task whose worker died is restarted (from the run's last checkpoint)
-    before the run is recorded as failed.
+    before the run is recorded as failed. ``OUT/.lock`` is held by this driver throughout (``OutputLocked`` if
+    another suite holds it); ``rerun_stale`` / ``on_stale`` as in the local backend.
     """
     if workers is not None and workers <= 0:
         raise ValueError(f"the ray backend needs workers >= 1 (CPUs of the local Ray instance), got {workers}")
@@ -208,9 +212,22 @@ def run_suite(
         raise ValueError(f"max_retries must be >= 0, got {max_retries}")
     ray = require_ray()
     out_dir = Path(out_dir)
-    todo, done = check_suite(suite, out_dir, check_build=check_build)
+    lock = OutputLock(out_dir)  # held for the whole suite, as by the local backend
+    try:
+        return _run_suite_locked(ray, suite, out_dir, lock, workers, progress, check_build, tensorboard, on_result,
+                                 address, max_retries, rerun_stale, on_stale)
+    finally:
+        lock.release()
+
+
+def _run_suite_locked(ray, suite, out_dir, lock, workers, progress, check_build, tensorboard, on_result, address,
+                      max_retries, rerun_stale, on_stale) -> list[RunResult]:
     started_here = False
-    if todo and not ray.is_initialized():  # connect before writing anything
+
+    def connect(todo: list[RunSpec]) -> None:  # before anything is written
+        nonlocal started_here
+        if not todo or ray.is_initialized():
+            return
         try:
             if address:
                 ray.init(address=address)
@@ -221,13 +238,12 @@ def run_suite(
             first = (str(e).strip().splitlines() or [""])[0]
             raise RayConnectionError(f"could not start or reach {where}: {type(e).__name__}: {first}") from e
         started_here = True
+
     try:
+        todo, done = prepare_suite(suite, out_dir, lock, check_build, rerun_stale, on_stale, before_write=connect)
+        connect(todo)  # --rerun-stale may have added runs
         if todo:
             _check_fits(ray, todo, started_here)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        copy = out_dir / "suite.yaml"
-        if suite.text and (not copy.exists() or copy.read_text(encoding="utf-8") != suite.text):
-            atomic_write_text(copy, suite.text)
     except BaseException:
         if started_here:
             ray.shutdown()

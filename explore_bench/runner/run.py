@@ -8,24 +8,44 @@ A run folder ``OUT/<env>/<method>/seed_<s>/`` holds
                       the first rollout end after every ``log_every`` frames; episode metrics are means over the
                       episodes that ended since the previous row (empty when none did).
 - ``checkpoint.zip``  ``save_agent`` every ``checkpoint_every`` frames (at a rollout boundary, after the update)
-                      and at the end, with ``checkpoint.json`` (frames, episode windows, wall time so far).
+                      and at the end, with ``checkpoint.bonus.pt`` (a reward wrapper's bonus),
+                      ``checkpoint.replay.pkl`` (off-policy agents) and ``checkpoint.json`` (frames, episode
+                      windows, wall time so far, the git commits that trained the run, and a manifest: size and
+                      sha256 of every file of the set).
+- ``checkpoint_prev.*`` the previous checkpoint set, kept as a fallback.
 - ``summary.json``    written once, at the end: status "finished" or "failed" (with the error), final metrics
-                      (means over the last ``final_window`` episodes), config, config_hash, git_commit, versions.
+                      (means over the last ``final_window`` episodes), config, config_hash, git_commit (of this
+                      attempt), git_commits (every commit that trained some of the run), git_dirty, versions,
+                      events (the lines of ``run.log``).
+- ``run.log``         one line per notable event: resumes (frames, commit), checkpoints found corrupt and moved
+                      aside, restarts from zero.
 - ``tb/``             TensorBoard logs, when tensorboard is installed.
 
 A folder whose summary says "finished" is never run again; any other folder resumes from its checkpoint
-(``load_agent`` + ``learn(remaining, reset_num_timesteps=False)``), dropping progress rows past the checkpoint.
+(``learn(remaining, reset_num_timesteps=False)``), dropping progress rows past the checkpoint.
+
+Crash safety of checkpoints: a new set is written to temp files; then the current set is hard-linked to
+``checkpoint_prev.*`` (so a complete set exists at every instant), the new files are moved over the current
+ones and ``checkpoint.json`` (the manifest) is replaced last. On resume a set is used only if its manifest
+matches its files and it loads; otherwise (a kill mid-checkpoint, a truncated or corrupt file) the set is moved
+aside to ``corrupt/<timestamp>/`` with a line in ``run.log`` and the previous set is tried, then a start from
+zero. A bad checkpoint never fails the run, nor the suite. The bonus state is loaded with
+``torch.load(weights_only=True)``; SB3's zip (its own loader) and the replay buffer (a pickle SB3 writes; there
+is no safe format for it) are only ever read from files this runner wrote.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as _dt
 import functools
+import hashlib
 import importlib.metadata
 import importlib.util
 import math
 import os
 import platform
+import shutil
 import subprocess
 import time
 import traceback
@@ -37,7 +57,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from explore_bench.agents.factory import ConfigError, intrinsic_stats, load_agent, make_agent, save_agent
+from explore_bench.agents.factory import ConfigError, bonus_wrapper, intrinsic_stats, make_agent, save_agent
 from explore_bench.runner.io import atomic_write_json, read_json, read_progress_rows, write_progress
 from explore_bench.runner.suite import config_hash as _config_hash
 
@@ -48,6 +68,8 @@ __all__ = [
     "default_checkpoint_every",
     "default_log_every",
     "git_commit",
+    "git_dirty",
+    "run_commits",
     "run_single",
     "run_status",
     "versions",
@@ -59,6 +81,15 @@ PROGRESS_FILE = "progress.csv"
 CHECKPOINT_FILE = "checkpoint.zip"
 CHECKPOINT_STATE_FILE = "checkpoint.json"
 REPLAY_FILE = "checkpoint.replay.pkl"
+PREV_CHECKPOINT_FILE = "checkpoint_prev.zip"
+PREV_CHECKPOINT_STATE_FILE = "checkpoint_prev.json"
+LOG_FILE = "run.log"
+CORRUPT_DIR = "corrupt"
+#: The stems of the two checkpoint sets, newest first, and the files of a set (``<stem><suffix>``).
+CHECKPOINT_STEMS = ("checkpoint", "checkpoint_prev")
+SET_SUFFIXES = (".zip", ".bonus.pt", ".replay.pkl")
+_HASHED_SUFFIXES = (".zip", ".bonus.pt")  # the replay buffer can be GBs: size only
+UNKNOWN_COMMIT = "unknown"
 EPISODE_KEYS = ("return", "success", "coverage")
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 _VERSION_DISTS = {
@@ -137,6 +168,10 @@ def default_checkpoint_every(frames: int, log_every: int) -> int:
 # --------------------------------------------------------------------------------------------------------------
 # Run-folder state
 # --------------------------------------------------------------------------------------------------------------
+def _has_checkpoint(run_dir: Path) -> bool:
+    return (run_dir / CHECKPOINT_FILE).exists() or (run_dir / PREV_CHECKPOINT_FILE).exists()
+
+
 def run_status(run_dir: str | os.PathLike) -> str:
     """"new" (nothing there), "finished", "failed" or "partial" (started, not finished)."""
     run_dir = Path(run_dir)
@@ -146,7 +181,7 @@ def run_status(run_dir: str | os.PathLike) -> str:
         summary = None
     if summary is not None:
         return "finished" if summary.get("status") == "finished" else "failed"
-    if (run_dir / CONFIG_FILE).exists() or (run_dir / CHECKPOINT_FILE).exists():
+    if (run_dir / CONFIG_FILE).exists() or _has_checkpoint(run_dir):
         return "partial"
     return "new"
 
@@ -165,7 +200,7 @@ def check_run_dir(run_dir: str | os.PathLike, config: Mapping[str, Any], chash: 
     if stored is None:
         return
     old = stored.get("config_hash")
-    if old != chash and (run_status(run_dir) == "finished" or (run_dir / CHECKPOINT_FILE).exists()):
+    if old != chash and (run_status(run_dir) == "finished" or _has_checkpoint(run_dir)):
         old_cfg = stored.get("config") or {}
         diff = sorted(
             k for k in set(old_cfg) | set(config) if k != "seed" and old_cfg.get(k) != config.get(k)
@@ -174,6 +209,210 @@ def check_run_dir(run_dir: str | os.PathLike, config: Mapping[str, Any], chash: 
             f"{run_dir}: holds a run with a different config (config_hash {old} != {chash}; differing keys: "
             f"{', '.join(diff) or '?'}); use another --out folder or move the old one away"
         )
+
+
+def run_commits(summary: Mapping[str, Any] | None) -> list[str]:
+    """The git commits that trained a run, from its summary (or checkpoint state): ``git_commits`` when
+    recorded, else ``[git_commit]``; a missing commit is ``"unknown"``."""
+    if not summary:
+        return []
+    commits = summary.get("git_commits")
+    if not isinstance(commits, list) or not commits:
+        commits = [summary.get("git_commit")]
+    return list(dict.fromkeys(str(c) if c else UNKNOWN_COMMIT for c in commits))
+
+
+def log_event(run_dir: str | os.PathLike, message: str) -> None:
+    """Append one line to the run's ``run.log`` (and the logger)."""
+    import logging
+
+    logging.getLogger(__name__).warning("%s: %s", run_dir, message)
+    try:
+        with open(Path(run_dir) / LOG_FILE, "a", encoding="utf-8") as f:
+            f.write(f"{_now()} {message}\n")
+    except OSError:
+        pass
+
+
+def read_events(run_dir: str | os.PathLike) -> list[str]:
+    try:
+        return (Path(run_dir) / LOG_FILE).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Checkpoint sets
+# --------------------------------------------------------------------------------------------------------------
+class CorruptCheckpoint(Exception):
+    """A checkpoint set that cannot be used (torn by a kill, truncated, corrupt)."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _manifest(files: Mapping[str, Path]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for suffix, path in files.items():
+        entry: dict[str, Any] = {"size": path.stat().st_size}
+        if suffix in _HASHED_SUFFIXES:
+            entry["sha256"] = _sha256(path)
+        out[suffix] = entry
+    return out
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Make ``dst`` the content of ``src`` atomically (a hard link when the filesystem allows, else a copy)."""
+    tmp = dst.parent / f".{dst.name}.linktmp"
+    if tmp.exists():
+        tmp.unlink()
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+    if tmp.exists():  # rename() of two links to one inode is a no-op that leaves tmp
+        tmp.unlink()
+
+
+def _rotate_to_prev(run_dir: Path) -> None:
+    """checkpoint.* -> checkpoint_prev.* while keeping checkpoint.* in place: a complete set exists throughout."""
+    if not (run_dir / CHECKPOINT_STATE_FILE).exists():
+        return
+    for suffix in (*SET_SUFFIXES, ".json"):  # the manifest last
+        src, dst = run_dir / f"checkpoint{suffix}", run_dir / f"checkpoint_prev{suffix}"
+        if src.exists():
+            _link_or_copy(src, dst)
+        elif dst.exists():
+            dst.unlink()
+
+
+def _validate_set(run_dir: Path, stem: str) -> dict[str, Any]:
+    """The state of checkpoint set ``stem`` if its manifest matches its files; ``CorruptCheckpoint`` if not."""
+    state_path, zip_path = run_dir / f"{stem}.json", run_dir / f"{stem}.zip"
+    if not zip_path.exists():
+        raise CorruptCheckpoint(f"{zip_path.name} is missing")
+    try:
+        state = read_json(state_path)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CorruptCheckpoint(f"{state_path.name} is not valid JSON ({e})") from None
+    if state is None:
+        if stem == "checkpoint":  # written before any state file existed: judged by loading it
+            return {}
+        raise CorruptCheckpoint(f"{state_path.name} is missing")
+    if not isinstance(state, dict) or not isinstance(state.get("frames"), int):
+        raise CorruptCheckpoint(f"{state_path.name} has no integer 'frames'")
+    files = state.get("files")
+    if files is None:  # a checkpoint of an older version of the runner: judged by loading it
+        return state
+    for suffix, entry in files.items():
+        path = run_dir / f"{stem}{suffix}"
+        if not path.exists():
+            raise CorruptCheckpoint(f"{path.name} is missing (killed mid-checkpoint?)")
+        if path.stat().st_size != entry.get("size"):
+            raise CorruptCheckpoint(
+                f"{path.name} has {path.stat().st_size} bytes, {state_path.name} says {entry.get('size')} "
+                f"(truncated, or killed mid-checkpoint)")
+        if "sha256" in entry and _sha256(path) != entry["sha256"]:
+            raise CorruptCheckpoint(f"{path.name} does not match the sha256 in {state_path.name} (corrupt)")
+    return state
+
+
+def _numpy_safe_globals() -> list:
+    """What unpickling plain numpy arrays and scalars needs (their reconstructors and dtypes: data, no code)."""
+    core = getattr(np, "_core", None) or np.core
+    dtypes = [type(np.dtype(t)) for t in (np.float16, np.float32, np.float64, np.int8, np.int16, np.int32,
+                                          np.int64, np.uint8, np.uint16, np.uint32, np.uint64, np.bool_)]
+    return [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype, *dtypes]
+
+
+def load_state_safely(path: str | os.PathLike, device: str = "cpu") -> Any:
+    """``torch.load(weights_only=True)`` of a bonus state (tensors, numbers, plain containers, and the numpy
+    arrays of the reward normaliser, allowed explicitly): no pickled code can run from a tampered file. Every
+    registered bonus's wrapper state loads this way (tests/test_reliability.py resumes one)."""
+    allowed = _numpy_safe_globals()
+    for name in torch.serialization.get_unsafe_globals_in_checkpoint(path):
+        # a bonus may keep a data container of its own in its state (byol_explore's ``Sequence`` dataclass):
+        # allowed only if it is a dataclass or a tuple subclass (NamedTuple) defined in explore_bench, i.e. data
+        # rebuilt without calling user code; any other global is refused and the set counts as unloadable.
+        module, _, qualname = name.rpartition(".")
+        if not module.startswith("explore_bench."):
+            continue
+        import dataclasses
+        import importlib
+
+        try:
+            obj = getattr(importlib.import_module(module), qualname)
+        except (ImportError, AttributeError):
+            continue
+        if isinstance(obj, type) and (dataclasses.is_dataclass(obj) or issubclass(obj, tuple)):
+            allowed.append(obj)
+    with torch.serialization.safe_globals(allowed):
+        return torch.load(path, map_location=device, weights_only=True)
+
+
+def _load_set(fresh, run_dir: Path, stem: str, tb_dir: str | None, device: str):
+    """``fresh``'s class loaded from checkpoint set ``stem`` (the counterpart of ``factory.save_agent``)."""
+    model = type(fresh).load(run_dir / f"{stem}.zip", env=fresh.get_env(), device=device, tensorboard_log=tb_dir)
+    wrapper = bonus_wrapper(model)
+    if wrapper is not None:
+        wrapper.load_state_dict(load_state_safely(run_dir / f"{stem}.bonus.pt", device))
+    replay = run_dir / f"{stem}.replay.pkl"
+    if replay.exists() and getattr(model, "replay_buffer", None) is not None:
+        model.load_replay_buffer(replay)  # SB3's pickle (no safe format exists); a file this runner wrote
+    return model
+
+
+def _move_aside(run_dir: Path, stem: str, stamp: str) -> Path:
+    dest = run_dir / CORRUPT_DIR / stamp
+    dest.mkdir(parents=True, exist_ok=True)
+    for suffix in (*SET_SUFFIXES, ".json"):
+        path = run_dir / f"{stem}{suffix}"
+        if path.exists():
+            os.replace(path, dest / path.name)
+    return dest
+
+
+def _close_env(model) -> None:
+    if model is not None and model.get_env() is not None:
+        try:
+            model.get_env().close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _resume(config: Mapping[str, Any], run_dir: Path, tb_dir: str | None, device: str, verbose: int):
+    """(model, state, stem) from the newest usable checkpoint set, or (None, {}, None) when there is none.
+
+    Unusable sets are moved aside to ``corrupt/<timestamp>/`` with a line in run.log. A config error (the agent
+    cannot even be built) is raised, not taken for a corrupt checkpoint."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    for stem in CHECKPOINT_STEMS:
+        if not any((run_dir / f"{stem}{suffix}").exists() for suffix in (*SET_SUFFIXES, ".json")):
+            continue
+        fresh = make_agent(config, tensorboard_log=tb_dir, verbose=verbose, device=device)
+        model = None
+        try:
+            state = _validate_set(run_dir, stem)
+            model = _load_set(fresh, run_dir, stem, tb_dir, device)
+            frames = int(model.num_timesteps)
+            if state.get("files") is not None and state["frames"] != frames:
+                raise CorruptCheckpoint(f"{stem}.zip holds {frames} frames, {stem}.json says {state['frames']}")
+            if int(state.get("frames", frames)) != frames:  # an old-format set killed between its two writes
+                state = {"frames": frames, "wall_time_s": state.get("wall_time_s", 0.0),
+                         "git_commits": state.get("git_commits")}
+            return model, state, stem
+        except Exception as e:  # noqa: BLE001 - whatever is wrong with the files, the run goes on
+            _close_env(model if model is not None else fresh)
+            reason = str(e) if isinstance(e, CorruptCheckpoint) else f"cannot be loaded: {type(e).__name__}: {e}"
+            dest = _move_aside(run_dir, stem, stamp)
+            log_event(run_dir, f"checkpoint set {stem}.* unusable: {reason}; moved to {dest.relative_to(run_dir)}")
+    return None, {}, None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -214,6 +453,12 @@ class ProgressCallback(BaseCallback):
         self.last_row_frames = int(self.rows[-1]["frames"]) if self.rows else 0
         self.last_ckpt_frames = int(state.get("frames", 0))
         self.wall_time_before = float(wall_time_before)
+        # provenance of the frames so far: every commit that trained part of the run, and whether any was dirty
+        commits = state.get("git_commits")
+        if not isinstance(commits, list):  # a fresh run, or an old-format checkpoint (commit not recorded)
+            commits = [UNKNOWN_COMMIT] if state.get("frames") else []
+        self.git_commits: list[str] = list(dict.fromkeys([*map(str, commits), git_commit() or UNKNOWN_COMMIT]))
+        self.git_dirty = bool(state.get("git_dirty")) or bool(git_dirty())
         self._bonus_stats: list[dict[str, float]] = []
         self._t_start = time.time()
         self._t_row = self._t_start
@@ -278,19 +523,28 @@ class ProgressCallback(BaseCallback):
         self._frames_row = frames
 
     def checkpoint(self) -> None:
-        """``save_agent`` into checkpoint.zip (atomically), then the episode windows into checkpoint.json."""
+        """Write a new checkpoint set (see the module docstring): temp files, current set -> checkpoint_prev.*
+        (hard links), new files over the current ones, and the manifest checkpoint.json last."""
         frames = int(self.model.num_timesteps)
         tmp = self.run_dir / ".checkpoint.tmp.zip"
         save_agent(self.model, tmp)
+        new = {".zip": tmp}
         bonus_tmp = tmp.with_suffix(".bonus.pt")
         if bonus_tmp.exists():
-            os.replace(bonus_tmp, (self.run_dir / CHECKPOINT_FILE).with_suffix(".bonus.pt"))
+            new[".bonus.pt"] = bonus_tmp
         if getattr(self.model, "replay_buffer", None) is not None:  # off-policy agents resume with their data
             replay_tmp = self.run_dir / ".checkpoint.tmp.replay.pkl"
             self.model.save_replay_buffer(replay_tmp)
-            os.replace(replay_tmp, self.run_dir / REPLAY_FILE)
-        os.replace(tmp, self.run_dir / CHECKPOINT_FILE)
-        atomic_write_json(self.run_dir / CHECKPOINT_STATE_FILE, self.state(frames))
+            new[".replay.pkl"] = replay_tmp
+        state = {**self.state(frames), "files": _manifest(new)}
+        _rotate_to_prev(self.run_dir)
+        for suffix in SET_SUFFIXES:
+            dest = self.run_dir / f"checkpoint{suffix}"
+            if suffix in new:
+                os.replace(new[suffix], dest)
+            elif dest.exists():
+                dest.unlink()
+        atomic_write_json(self.run_dir / CHECKPOINT_STATE_FILE, state)
         self.last_ckpt_frames = frames
 
     def state(self, frames: int) -> dict[str, Any]:
@@ -300,6 +554,8 @@ class ProgressCallback(BaseCallback):
             "pending": self.pending,
             "recent": list(self.recent),
             "wall_time_s": self.wall_time,
+            "git_commits": self.git_commits,
+            "git_dirty": self.git_dirty,
             "saved_at": _now(),
         }
 
@@ -374,6 +630,59 @@ def run_single(
     returned dict only). A failure during training is recorded as a "failed" summary and returned, not raised;
     a folder holding a different config raises ``RunConfigMismatch`` before anything is written.
     """
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, config)
+    if run_status(run_dir) == "finished":
+        return {**read_json(run_dir / SUMMARY_FILE), "skipped": True}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with _RunLock(run_dir):  # an orphaned worker of a killed suite may still be training this folder
+        return _run_single(
+            config, run_dir, log_every=log_every, checkpoint_every=checkpoint_every, final_window=final_window,
+            tensorboard=tensorboard, progress_bar=progress_bar, verbose=verbose, device=device,
+        )
+
+
+class _RunLock:
+    """Exclusive flock on ``run_dir/.run.lock``: one process trains a run folder at a time (a second waits)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / ".run.lock"
+        self.fd: int | None = None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - no locking on Windows
+            return self
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log_event(self.path.parent, "another process is training this run folder; waiting for it to end")
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except OSError:  # no lock support on this filesystem
+            pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the last descriptor drops the flock
+            self.fd = None
+
+
+def _run_single(
+    config: Mapping[str, Any],
+    run_dir: str | os.PathLike,
+    *,
+    log_every: int | None = None,
+    checkpoint_every: int | None = None,
+    final_window: int = 100,
+    tensorboard: bool | None = None,
+    progress_bar: bool = False,
+    verbose: int = 0,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """``run_single`` under the run-folder lock."""
     config = dict(config)
     run_dir = Path(run_dir)
     chash = _config_hash(config)
@@ -406,18 +715,17 @@ def run_single(
     model = None
     resumed_from = None
     try:
-        ckpt, ckpt_state_path = run_dir / CHECKPOINT_FILE, run_dir / CHECKPOINT_STATE_FILE
-        if ckpt.exists():
-            model = load_agent(config, ckpt, tensorboard_log=tb_dir, device=device)
-            if (run_dir / REPLAY_FILE).exists() and getattr(model, "replay_buffer", None) is not None:
-                model.load_replay_buffer(run_dir / REPLAY_FILE)
+        model, state, stem = _resume(config, run_dir, tb_dir, device, verbose)
+        if model is not None:
             resumed_from = int(model.num_timesteps)
-            state = read_json(ckpt_state_path) or {}
-            if int(state.get("frames", resumed_from)) != resumed_from:  # killed between the two writes
-                state = {"frames": resumed_from, "wall_time_s": state.get("wall_time_s", 0.0)}
-            rows = [r for r in read_progress_rows(run_dir / PROGRESS_FILE) if r["frames"] <= resumed_from]
+            rows = [r for r in _read_rows(run_dir) if r["frames"] <= resumed_from]
             write_progress(run_dir / PROGRESS_FILE, rows)  # drop rows logged after the checkpoint
+            prev = ", ".join(run_commits(state)) or UNKNOWN_COMMIT
+            log_event(run_dir, f"resumed from {stem}.* at {resumed_from} frames (trained so far by {prev}; "
+                               f"now {git_commit() or UNKNOWN_COMMIT}{' dirty' if git_dirty() else ''})")
         else:
+            if _read_rows(run_dir):
+                log_event(run_dir, "no usable checkpoint: restarting from zero frames (progress rows dropped)")
             model = make_agent(config, tensorboard_log=tb_dir, verbose=verbose, device=device)
             state, rows = {}, []
             write_progress(run_dir / PROGRESS_FILE, rows)
@@ -449,8 +757,10 @@ def run_single(
             "config": config,
             "config_hash": chash,
             "git_commit": git_commit(),
-            "git_dirty": git_dirty() if git_commit() else None,
+            "git_commits": callback.git_commits,
+            "git_dirty": callback.git_dirty if git_commit() else None,
             "versions": versions(),
+            "events": read_events(run_dir),
             "started_at": started_at,
             "finished_at": _now(),
         }
@@ -461,9 +771,17 @@ def run_single(
         wall = callback.wall_time if callback is not None else time.time() - t0
         return write_failed_summary(run_dir, config, f"{type(e).__name__}: {e}", frames, wall, traceback.format_exc())
     finally:
-        if model is not None and model.get_env() is not None:
-            try:
-                model.get_env().close()
-            except Exception:  # noqa: BLE001
-                pass
+        _close_env(model)
         torch.set_num_threads(previous_threads)
+
+
+def _read_rows(run_dir: Path) -> list[dict]:
+    """progress.csv's rows; an unreadable file is moved aside (with a line in run.log) and counts as empty."""
+    try:
+        return read_progress_rows(run_dir / PROGRESS_FILE)
+    except (ValueError, UnicodeDecodeError, csv.Error) as e:
+        dest = run_dir / CORRUPT_DIR / _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        dest.mkdir(parents=True, exist_ok=True)
+        os.replace(run_dir / PROGRESS_FILE, dest / PROGRESS_FILE)
+        log_event(run_dir, f"{PROGRESS_FILE} unreadable ({e}); moved to {dest.relative_to(run_dir)}")
+        return []

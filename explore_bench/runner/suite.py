@@ -70,13 +70,23 @@ def method_name(agent: str, bonus: str | None) -> str:
     return str(agent) if bonus is None else f"{agent}+{bonus}"
 
 
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
 def _safe(part: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", str(part))
+    """One path component: characters unsafe in file names replaced by '_', never empty, '.', '..' or hidden."""
+    out = re.sub(r"[^A-Za-z0-9._+-]+", "_", str(part))
+    return out if _NAME_RE.match(out) else "_" + out
 
 
 def run_dir_for(out_dir: str | os.PathLike, env: str, agent: str, bonus: str | None, seed: int) -> Path:
-    """``OUT/<env>/<method>/seed_<s>`` (characters unsafe in file names replaced by '_')."""
-    return Path(out_dir) / _safe(env) / _safe(method_name(agent, bonus)) / f"seed_{int(seed)}"
+    """``OUT/<env>/<method>/seed_<s>`` (characters unsafe in file names replaced by '_'; a name such as '..'
+    becomes '_..': a run folder is always inside ``out_dir``)."""
+    path = Path(out_dir) / _safe(env) / _safe(method_name(agent, bonus)) / f"seed_{int(seed)}"
+    base = os.path.abspath(out_dir)
+    if os.path.commonpath([base, os.path.abspath(path)]) != base:  # cannot happen with _safe; kept as a guard
+        raise ConfigError(f"run folder {path} would lie outside the output folder {out_dir}")
+    return path
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -272,9 +282,13 @@ def parse_suite(data: Any, source: str = "<suite>", resolve: bool = True) -> Sui
         raise ConfigError(f"{source}: expected a mapping at the top level, got {_describe(data)}")
     _check_mapping(data, SUITE_KEYS, source)
 
-    name = data.get("name", Path(source).stem if source else "suite")
+    name = data.get("name", _safe(Path(source).stem) if source else "suite")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{source}: key 'name': expected a non-empty string, got {_describe(name)}")
+    if not _NAME_RE.match(name):  # the default output folder is runs/<name>: no '/', '..' or hidden names
+        raise ConfigError(
+            f"{source}: key 'name': expected letters, digits and . _ + - (not starting with . _ + -), got {name!r}"
+        )
     description = data.get("description", "")
     if not isinstance(description, str):
         raise ConfigError(f"{source}: key 'description': expected a string, got {_describe(description)}")
@@ -408,7 +422,11 @@ def load_suite(name_or_path: str | os.PathLike, resolve: bool = True) -> Suite:
     path = suite_path(name_or_path)
     text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(text)  # safe_load: no tag can build a Python object or run code
+    except yaml.constructor.ConstructorError as e:
+        first = " ".join(str(e).split())
+        raise ConfigError(f"{path}: refused: a suite is plain YAML, tags such as !!python/object are not "
+                          f"allowed ({first})") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     suite = parse_suite(data, source=str(path), resolve=resolve)
