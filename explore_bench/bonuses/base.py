@@ -139,6 +139,9 @@ class Bonus(abc.ABC):
             if normalize_obs and isinstance(observation_space, gym.spaces.Box)
             else None
         )
+        # uint8 pixels that are not whitened enter the networks in [0, 1] (the ICM reference divides by 255).
+        unwhitened_pixels = self.obs_normalizer is None and isinstance(observation_space, gym.spaces.Box)
+        self.pixel_scale = 1.0 / 255.0 if unwhitened_pixels and observation_space.dtype == np.uint8 else 1.0
 
     # ----------------------------------------------------------------- contract
     @abc.abstractmethod
@@ -157,6 +160,11 @@ class Bonus(abc.ABC):
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """Whiten `obs` with the running statistics (identity when `normalize_obs` is off)."""
         return obs if self.obs_normalizer is None else self.obs_normalizer(obs)
+
+    def inputs(self, obs: torch.Tensor) -> torch.Tensor:
+        """What the bonus's encoders see: whitened observations, or uint8 pixels scaled to [0, 1]."""
+        obs = self.normalize(obs)
+        return obs * self.pixel_scale if self.pixel_scale != 1.0 else obs
 
     def update_obs_stats(self, obs: torch.Tensor) -> None:
         if self.obs_normalizer is not None:

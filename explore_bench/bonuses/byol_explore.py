@@ -254,12 +254,6 @@ class BYOLExplore(Bonus):
         self.carry_context = bool(carry_context)
         #: steps of context kept per env: K - 1 for the reward terms, burn_in to warm the closed loop
         self.context_steps = max(self.horizon - 1, self.burn_in)
-        space = observation_space
-        self.pixel_scale = (
-            1.0 / 255.0
-            if self.obs_normalizer is None and isinstance(space, gym.spaces.Box) and space.dtype == np.uint8
-            else 1.0
-        )
         with torch.random.fork_rng():
             torch.manual_seed(self.seed)
             self.encoder = make_encoder(observation_space, self.embedding_dim, self.hidden, nn.ReLU, encoder)
@@ -295,10 +289,6 @@ class BYOLExplore(Bonus):
         return normalized_sq_error(self.predictor(horizon.states), horizon.targets)
 
     # ----------------------------------------------------------------- inputs
-    def inputs(self, obs: torch.Tensor) -> torch.Tensor:
-        """What the encoders see: whitened observations, or uint8 pixels scaled to [0, 1]."""
-        obs = self.normalize(obs)
-        return obs * self.pixel_scale if self.pixel_scale != 1.0 else obs
 
     def embed(self, obs: torch.Tensor, target: bool = False) -> torch.Tensor:
         """w (online) or wbar (target, no gradient) of observations `(L, N, *obs_shape)` -> `(L, N, N_w)`."""

@@ -123,13 +123,6 @@ class InverseDynamicsBonus(Bonus):
         self.n_epochs = n_epochs
         self.n_minibatches = n_minibatches
         self.max_grad_norm = max_grad_norm
-        # uint8 pixels enter in [0, 1] when they are not whitened (the ICM reference divides frames by 255).
-        space = observation_space
-        self.pixel_scale = (
-            1.0 / 255.0
-            if self.obs_normalizer is None and isinstance(space, gym.spaces.Box) and space.dtype == np.uint8
-            else 1.0
-        )
         with torch.random.fork_rng():
             torch.manual_seed(self.seed)
             self.model = InverseDynamicsModel(observation_space, action_space, self.feature_dim, self.hidden, encoder)
@@ -157,10 +150,6 @@ class InverseDynamicsBonus(Bonus):
         """phi of raw float observations `(B, *obs_shape)` (whitened first when `normalize_obs` is on)."""
         return self.model(self.inputs(obs))
 
-    def inputs(self, obs: torch.Tensor) -> torch.Tensor:
-        """What the encoder sees: whitened observations, or uint8 pixels scaled to [0, 1]."""
-        obs = self.normalize(obs)
-        return obs * self.pixel_scale if self.pixel_scale != 1.0 else obs
 
     def prepare(self, batch: Transitions) -> TensorBatch:
         data = super().prepare(batch)
