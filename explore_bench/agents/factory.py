@@ -13,9 +13,13 @@ PPO with a bonus is `IntrinsicPPO` (two value heads); every other algorithm gets
 from __future__ import annotations
 
 import copy
+import dataclasses
+import importlib
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 import yaml
 from stable_baselines3 import A2C, DQN, PPO
@@ -173,6 +177,36 @@ def save_agent(model: BaseAlgorithm, path: Path) -> None:
         torch.save(wrapper.state_dict(), path.with_suffix(".bonus.pt"))
 
 
+def _numpy_safe_globals() -> list:
+    """What unpickling plain numpy arrays and scalars needs (their reconstructors and dtypes: data, no code)."""
+    core = getattr(np, "_core", None) or np.core
+    dtypes = [type(np.dtype(t)) for t in (np.float16, np.float32, np.float64, np.int8, np.int16, np.int32,
+                                          np.int64, np.uint8, np.uint16, np.uint32, np.uint64, np.bool_)]
+    return [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype, *dtypes]
+
+
+def load_state_safely(path: str | os.PathLike, device: str = "cpu") -> Any:
+    """``torch.load(weights_only=True)`` of a bonus state (tensors, numbers, plain containers, and the numpy
+    arrays of the reward normaliser, allowed explicitly): no pickled code can run from a tampered file. Every
+    registered bonus's wrapper state loads this way (tests/test_reliability.py resumes one)."""
+    allowed = _numpy_safe_globals()
+    for name in torch.serialization.get_unsafe_globals_in_checkpoint(path):
+        # a bonus may keep a data container of its own in its state (byol_explore's ``Sequence`` dataclass):
+        # allowed only if it is a dataclass or a tuple subclass (NamedTuple) defined in explore_bench, i.e. data
+        # rebuilt without calling user code; any other global is refused and the set counts as unloadable.
+        module, _, qualname = name.rpartition(".")
+        if not module.startswith("explore_bench."):
+            continue
+        try:
+            obj = getattr(importlib.import_module(module), qualname)
+        except (ImportError, AttributeError):
+            continue
+        if isinstance(obj, type) and (dataclasses.is_dataclass(obj) or issubclass(obj, tuple)):
+            allowed.append(obj)
+    with torch.serialization.safe_globals(allowed):
+        return torch.load(path, map_location=device, weights_only=True)
+
+
 def load_agent(config: Mapping[str, Any], path: Path, tensorboard_log: str | None = None, device: str = "cpu") -> BaseAlgorithm:
     """Rebuild the agent of `config` and restore the state saved by `save_agent` at `path`."""
     path = Path(path)
@@ -180,5 +214,5 @@ def load_agent(config: Mapping[str, Any], path: Path, tensorboard_log: str | Non
     model = type(fresh).load(path, env=fresh.get_env(), device=device, tensorboard_log=tensorboard_log)
     wrapper = bonus_wrapper(model)
     if wrapper is not None:
-        wrapper.load_state_dict(torch.load(path.with_suffix(".bonus.pt"), weights_only=False))
+        wrapper.load_state_dict(load_state_safely(path.with_suffix(".bonus.pt"), device))
     return model

@@ -57,7 +57,14 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from explore_bench.agents.factory import ConfigError, bonus_wrapper, intrinsic_stats, make_agent, save_agent
+from explore_bench.agents.factory import (
+    ConfigError,
+    bonus_wrapper,
+    intrinsic_stats,
+    load_state_safely,
+    make_agent,
+    save_agent,
+)
 from explore_bench.runner.io import atomic_write_json, read_json, read_progress_rows, write_progress
 from explore_bench.runner.suite import config_hash as _config_hash
 
@@ -321,39 +328,6 @@ def _validate_set(run_dir: Path, stem: str) -> dict[str, Any]:
         if "sha256" in entry and _sha256(path) != entry["sha256"]:
             raise CorruptCheckpoint(f"{path.name} does not match the sha256 in {state_path.name} (corrupt)")
     return state
-
-
-def _numpy_safe_globals() -> list:
-    """What unpickling plain numpy arrays and scalars needs (their reconstructors and dtypes: data, no code)."""
-    core = getattr(np, "_core", None) or np.core
-    dtypes = [type(np.dtype(t)) for t in (np.float16, np.float32, np.float64, np.int8, np.int16, np.int32,
-                                          np.int64, np.uint8, np.uint16, np.uint32, np.uint64, np.bool_)]
-    return [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype, *dtypes]
-
-
-def load_state_safely(path: str | os.PathLike, device: str = "cpu") -> Any:
-    """``torch.load(weights_only=True)`` of a bonus state (tensors, numbers, plain containers, and the numpy
-    arrays of the reward normaliser, allowed explicitly): no pickled code can run from a tampered file. Every
-    registered bonus's wrapper state loads this way (tests/test_reliability.py resumes one)."""
-    allowed = _numpy_safe_globals()
-    for name in torch.serialization.get_unsafe_globals_in_checkpoint(path):
-        # a bonus may keep a data container of its own in its state (byol_explore's ``Sequence`` dataclass):
-        # allowed only if it is a dataclass or a tuple subclass (NamedTuple) defined in explore_bench, i.e. data
-        # rebuilt without calling user code; any other global is refused and the set counts as unloadable.
-        module, _, qualname = name.rpartition(".")
-        if not module.startswith("explore_bench."):
-            continue
-        import dataclasses
-        import importlib
-
-        try:
-            obj = getattr(importlib.import_module(module), qualname)
-        except (ImportError, AttributeError):
-            continue
-        if isinstance(obj, type) and (dataclasses.is_dataclass(obj) or issubclass(obj, tuple)):
-            allowed.append(obj)
-    with torch.serialization.safe_globals(allowed):
-        return torch.load(path, map_location=device, weights_only=True)
 
 
 def _load_set(fresh, run_dir: Path, stem: str, tb_dir: str | None, device: str):
