@@ -33,13 +33,22 @@ class UsageError(Exception):
     """Bad command-line input: reported as one line, exit status 2."""
 
 
+def _shown(text: str, limit: int = 60) -> str:
+    """``repr(text)``, cut to about ``limit`` characters (the error stays one short line)."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+
+
 def _frames(text: str) -> int:
+    from explore_bench.runner.suite import MAX_FRAMES
+
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number of frames (e.g. 100000 or 1e6), got {text!r}") from None
-    if not math.isfinite(value) or not value.is_integer() or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer number of frames, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of frames (e.g. 100000 or 1e6), got {_shown(text)}") from None
+    if not math.isfinite(value) or not value.is_integer() or not 0 < value <= MAX_FRAMES:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer number of frames (at most {MAX_FRAMES:.0e}), got {_shown(text)}")
     return int(value)
 
 
@@ -47,9 +56,18 @@ def _nonneg_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {_shown(text)}") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {_shown(text)}")
+    return value
+
+
+def _seed(text: str) -> int:
+    from explore_bench.runner.suite import MAX_SEED
+
+    value = _nonneg_int(text)
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a seed between 0 and 2**31 - 1, got {_shown(text)}")
     return value
 
 
@@ -57,9 +75,9 @@ def _pos_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {_shown(text)}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {_shown(text)}")
     return value
 
 
@@ -105,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent", default="ppo", help="agent name (default: ppo)")
     p.add_argument("--bonus", default="none", help="bonus name, or 'none' (default)")
     p.add_argument("--frames", type=_frames, required=True, help="frame budget (e.g. 100000 or 1e6)")
-    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", default="runs/train", help="results folder (default: runs/train)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of the resolved config (dotted, e.g. hyperparameters.learning_rate=1e-4)")
@@ -211,7 +229,7 @@ def _print_final(summary: dict) -> None:
 
 def cmd_train(args) -> int:
     from explore_bench.agents.factory import ConfigError
-    from explore_bench.runner.run import run_single
+    from explore_bench.runner.run import check_run_dir, run_single, run_status
     from explore_bench.runner.suite import _as_bonus, make_run_spec
 
     try:
@@ -224,6 +242,9 @@ def cmd_train(args) -> int:
             raise UsageError(f"--set {key}: use the ENV argument / --agent / --bonus / --seed / --frames instead")
     spec = make_run_spec(args.env, args.agent, bonus, args.seed, args.frames, overrides)
     run_dir = spec.run_dir(args.out)
+    check_run_dir(run_dir, spec.config, spec.config_hash)  # a folder of another config: refused, nothing written
+    if run_status(run_dir) != "finished":
+        _check_build(spec)
     if not args.no_progress:
         import warnings
 
@@ -242,6 +263,24 @@ def cmd_train(args) -> int:
         print(f"{PROG}: run failed: {summary.get('error')}", file=sys.stderr)
         return 1
     return 0
+
+
+def _check_build(spec) -> None:
+    """Build the agent of ``spec`` once before its run folder exists, as ``run`` does for a suite (check_suite): a
+    --set value the agent cannot take is bad input (one line), not a failed run folder."""
+    import torch
+
+    from explore_bench.agents.factory import make_agent
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = make_agent(spec.config)
+    except Exception as e:  # noqa: BLE001 - whatever the agent refuses is bad input
+        raise UsageError(f"run {spec.label}: building the agent failed: {type(e).__name__}: {e}") from None
+    finally:
+        torch.set_num_threads(threads)
+    model.get_env().close()
 
 
 def cmd_run(args) -> int:
@@ -322,10 +361,15 @@ class _pd_display:
         return self._ctx.__exit__(*exc)
 
 
-def cmd_leaderboard(args) -> int:
-    runs_dir = Path(args.dir)
+def _results_dir(text: str) -> Path:
+    runs_dir = Path(text)
     if not runs_dir.is_dir():
-        raise UsageError(f"results folder {runs_dir} does not exist")
+        raise UsageError(f"results folder {runs_dir} {'is a file' if runs_dir.exists() else 'does not exist'}")
+    return runs_dir
+
+
+def cmd_leaderboard(args) -> int:
+    runs_dir = _results_dir(args.dir)
     _leaderboard(runs_dir, Path(args.out) if args.out else None, args.threshold, plots=not args.no_plots)
     return 0
 
@@ -333,9 +377,7 @@ def cmd_leaderboard(args) -> int:
 def cmd_plot(args) -> int:
     from explore_bench.leaderboard import build_plots
 
-    runs_dir = Path(args.dir)
-    if not runs_dir.is_dir():
-        raise UsageError(f"results folder {runs_dir} does not exist")
+    runs_dir = _results_dir(args.dir)
     written = build_plots(runs_dir, Path(args.out) if args.out else None, n_bootstrap=args.resamples,
                           success_threshold=args.threshold)
     for path in written:
@@ -390,6 +432,11 @@ COMMANDS = {
 }
 
 
+def _error(message: object) -> None:
+    """The one line of a refusal (messages of other libraries may span several)."""
+    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -400,13 +447,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except (UsageError, ConfigError, FileNotFoundError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        _error(e)
         return 2
     except KeyError as e:  # unknown names from the factories: the message lists the valid ones
-        print(f"{PROG}: error: {e.args[0] if e.args else e}", file=sys.stderr)
+        _error(e.args[0] if e.args else e)
         return 2
     except ValueError as e:  # e.g. malformed summary files, no runs under a leaderboard folder
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        _error(e)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; rerun the same command to resume", file=sys.stderr)

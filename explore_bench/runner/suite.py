@@ -28,13 +28,14 @@ import json
 import math
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
-from explore_bench.agents.factory import ConfigError, apply_overrides, list_agents, resolve_config
+from explore_bench.agents.factory import ALGORITHMS, ConfigError, apply_overrides, list_agents, resolve_config
 from explore_bench.bonuses import list_bonuses
 from explore_bench.envs import NAMESPACE, list_envs
 from explore_bench.paths import available, config_dir
@@ -61,6 +62,10 @@ RESOURCE_KEYS = {"num_cpus", "num_gpus"}
 IDENTITY_KEYS = ("env", "agent", "bonus", "seed", "frames")
 DEFAULT_RESOURCES = {"num_cpus": 1, "num_gpus": 0}
 DEFAULT_FINAL_WINDOW = 100
+MAX_FRAMES = 10**12  # frame budgets, cadences and windows above this are typos (1e99), not settings
+MAX_SEED = 2**31 - 1  # numpy seeds stop at 2**32 - 1, and a run also seeds seed + 1, seed + n_envs - 1, ...
+MAX_NAME_LENGTH = 100  # the default output folder is runs/<name>
+MAX_NODES = 100_000  # values in a suite file, aliases expanded: more is an alias bomb, not a suite
 
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -108,8 +113,14 @@ def coerce_value(value: Any) -> Any:
     return value
 
 
+def _short(value: Any, limit: int = 100) -> str:
+    """``repr(value)``, cut to about ``limit`` characters (an error message is one line, not a dump of the input)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _describe(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}" if value is not None else "null"
+    return f"{type(value).__name__} {_short(value)}" if value is not None else "null"
 
 
 def _is_int(value: Any) -> bool:
@@ -118,6 +129,7 @@ def _is_int(value: Any) -> bool:
 
 def _as_frames(value: Any, where: str) -> int:
     """A positive frame count: an int, or an integral float such as 1.0e6."""
+    given = value
     if isinstance(value, str):
         try:
             value = float(value)
@@ -125,14 +137,15 @@ def _as_frames(value: Any, where: str) -> int:
             pass
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
-    if not _is_int(value) or value <= 0:
-        raise ConfigError(f"{where}: expected a positive integer number of frames, got {_describe(value)}")
+    if not _is_int(value) or not 0 < value <= MAX_FRAMES:
+        raise ConfigError(f"{where}: expected a positive integer number of frames (at most {MAX_FRAMES:.0e}), "
+                          f"got {_describe(given)}")
     return int(value)
 
 
 def _as_pos_int(value: Any, where: str) -> int:
-    if not _is_int(value) or value <= 0:
-        raise ConfigError(f"{where}: expected a positive integer, got {_describe(value)}")
+    if not _is_int(value) or not 0 < value <= MAX_FRAMES:
+        raise ConfigError(f"{where}: expected a positive integer (at most {MAX_FRAMES:.0e}), got {_describe(value)}")
     return int(value)
 
 
@@ -144,13 +157,21 @@ def _as_str_list(value: Any, where: str) -> list[str]:
     return list(value)
 
 
+def _is_seed(value: Any) -> bool:
+    return _is_int(value) and 0 <= value <= MAX_SEED
+
+
 def _as_seeds(value: Any, where: str) -> list[int]:
     if _is_int(value):
         value = [value]
-    if not isinstance(value, list) or not value or not all(_is_int(v) and v >= 0 for v in value):
-        raise ConfigError(f"{where}: expected a non-empty list of non-negative integers, got {_describe(value)}")
+    if not isinstance(value, list) or not value or not all(_is_seed(v) for v in value):
+        bad = [f" (item {i} is {_describe(v)})" for i, v in enumerate(value) if not _is_seed(v)][:1] \
+            if isinstance(value, list) else []
+        raise ConfigError(f"{where}: expected a non-empty list of non-negative integers (at most 2**31 - 1), "
+                          f"got {_describe(value)}{''.join(bad)}")
     if len(set(value)) != len(value):
-        raise ConfigError(f"{where}: duplicate seeds in {value}")
+        repeated = next(v for v, n in Counter(value).items() if n > 1)
+        raise ConfigError(f"{where}: duplicate seed {repeated} in {_short(value)}")
     return [int(v) for v in value]
 
 
@@ -160,20 +181,22 @@ def _as_bonus(value: Any, where: str) -> str | None:
     if not isinstance(value, str):
         raise ConfigError(f"{where}: expected a bonus name or null, got {_describe(value)}")
     if value not in list_bonuses():
-        raise ConfigError(f"{where}: unknown bonus {value!r}; valid bonuses: {', '.join(list_bonuses())} (or null)")
+        raise ConfigError(
+            f"{where}: unknown bonus {_short(value)}; valid bonuses: {', '.join(list_bonuses())} (or null)"
+        )
     return value
 
 
 def _check_env(value: str, where: str) -> str:
     key = value[len(NAMESPACE) + 1:] if value.startswith(NAMESPACE + "/") else value
     if key not in list_envs():
-        raise ConfigError(f"{where}: unknown env id {value!r}; valid ids: {', '.join(list_envs())}")
+        raise ConfigError(f"{where}: unknown env id {_short(value)}; valid ids: {', '.join(list_envs())}")
     return value
 
 
 def _check_agent(value: str, where: str) -> str:
     if value not in list_agents():
-        raise ConfigError(f"{where}: unknown agent {value!r}; valid agents: {', '.join(list_agents())}")
+        raise ConfigError(f"{where}: unknown agent {_short(value)}; valid agents: {', '.join(list_agents())}")
     return value
 
 
@@ -185,7 +208,9 @@ def _as_overrides(value: Any, where: str) -> dict[str, Any]:
     out = {}
     for key, v in value.items():
         if not isinstance(key, str) or not key or any(not p for p in key.split(".")):
-            raise ConfigError(f"{where}: expected dotted string keys such as 'hyperparameters.learning_rate', got {key!r}")
+            raise ConfigError(
+                f"{where}: expected dotted string keys such as 'hyperparameters.learning_rate', got {_short(key)}"
+            )
         if key.split(".")[0] in IDENTITY_KEYS:
             raise ConfigError(
                 f"{where}.{key}: {key.split('.')[0]!r} cannot be overridden; set it with the suite keys "
@@ -198,10 +223,53 @@ def _as_overrides(value: Any, where: str) -> dict[str, Any]:
 def _check_mapping(value: Any, allowed: set[str], where: str) -> dict:
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a mapping, got {_describe(value)}")
-    unknown = [k for k in value if k not in allowed]
+    unknown = sorted(str(k) if len(str(k)) <= 60 else f"{str(k)[:60]}..." for k in value if k not in allowed)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(map(str, unknown))}; expected keys among {sorted(allowed)}")
+        shown = unknown[:10] + ([f"... {len(unknown) - 10} more"] if len(unknown) > 10 else [])
+        raise ConfigError(f"{where}: unknown key(s) {shown}; expected keys among {sorted(allowed)}")
     return value
+
+
+def _kind_error(old: Any, new: Any) -> str | None:
+    """What an override of a default ``old`` by ``new`` should have been, or None if ``new`` fits. Catches, before
+    anything runs, the values that SB3 would take and fail with in the middle of training (``gamma: "abc"``)."""
+    if old is None:
+        return None  # no default to compare with
+    if isinstance(old, bool):
+        return None if isinstance(new, bool) else "true or false"
+    if isinstance(old, int):  # or a list: SB3 takes (n, unit) for some counts (DQN's train_freq: [1, episode])
+        return None if _is_int(new) or isinstance(new, list) else "an integer"
+    if isinstance(old, float):
+        ok = (_is_int(new) or isinstance(new, float)) and math.isfinite(new)
+        return None if ok else "a finite number"
+    if isinstance(old, str):
+        return None if isinstance(new, str) else "a string"
+    if isinstance(old, list):  # SB3 also takes a mapping for list-valued settings such as net_arch
+        return None if isinstance(new, (list, dict)) else "a list"
+    if isinstance(old, dict):
+        return None if isinstance(new, dict) else "a mapping"
+    return None
+
+
+def _check_override_values(base: Mapping[str, Any], overrides: Mapping[str, Any], prefix: str) -> None:
+    """Each dotted key well formed and each value of the kind of the default it replaces (where there is one)."""
+    for key, value in overrides.items():
+        parts = key.split(".")
+        if not all(parts):
+            raise ConfigError(f"{prefix}override {_short(key)}: expected a dotted key such as "
+                              f"'hyperparameters.learning_rate' (no empty part)")
+        node: Any = base
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or parts[-1] not in node:
+            continue  # a new key: the agent build (check_build) checks that its consumer takes it
+        expected = _kind_error(node[parts[-1]], value)
+        if expected is not None:
+            raise ConfigError(f"{prefix}override {_short(key)}: expected {expected} (the default is "
+                              f"{_short(node[parts[-1]])}), got {_describe(value)}")
+    if "algo" in overrides and overrides["algo"] not in ALGORITHMS:
+        raise ConfigError(f"{prefix}override 'algo': expected one of {sorted(ALGORITHMS)}, "
+                          f"got {_describe(overrides['algo'])}")
 
 
 @dataclass
@@ -265,11 +333,19 @@ def make_run_spec(
         top = key.split(".")[0]
         if top not in base or top in IDENTITY_KEYS:
             valid = sorted(k for k in base if k not in IDENTITY_KEYS)
-            raise ConfigError(f"{prefix}override {key!r}: unknown top-level key {top!r}; expected one of {valid}")
+            raise ConfigError(
+                f"{prefix}override {_short(key)}: unknown top-level key {_short(top)}; expected one of {valid}"
+            )
+    _check_override_values(base, overrides, prefix)
     try:
         config = apply_overrides(base, overrides)
     except ConfigError as e:
         raise ConfigError(f"{prefix}{e}") from None
+    n_envs = config.get("n_envs")
+    if not _is_int(n_envs) or not 0 < n_envs <= 4096:  # SB3 fails on 0 with a bare IndexError
+        where = "override 'n_envs'" if "n_envs" in overrides else f"agent {agent!r}: key 'n_envs'"
+        raise ConfigError(f"{prefix}{where}: expected a number of parallel envs from 1 to 4096, "
+                          f"got {_describe(n_envs)}")
     return RunSpec(
         env=env, agent=agent, bonus=bonus, seed=int(seed), frames=int(frames), config=config,
         config_hash=config_hash(config), overrides=overrides, source=source, **settings,
@@ -282,12 +358,13 @@ def parse_suite(data: Any, source: str = "<suite>", resolve: bool = True) -> Sui
         raise ConfigError(f"{source}: expected a mapping at the top level, got {_describe(data)}")
     _check_mapping(data, SUITE_KEYS, source)
 
-    name = data.get("name", _safe(Path(source).stem) if source else "suite")
+    name = data.get("name", _safe(Path(source).stem)[:MAX_NAME_LENGTH] if source else "suite")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{source}: key 'name': expected a non-empty string, got {_describe(name)}")
-    if not _NAME_RE.match(name):  # the default output folder is runs/<name>: no '/', '..' or hidden names
-        raise ConfigError(
-            f"{source}: key 'name': expected letters, digits and . _ + - (not starting with . _ + -), got {name!r}"
+    if not _NAME_RE.match(name) or len(name) > MAX_NAME_LENGTH:  # the default output folder is runs/<name>
+        raise ConfigError(  # no '/', '..' or hidden names
+            f"{source}: key 'name': expected at most {MAX_NAME_LENGTH} letters, digits and . _ + - (not starting "
+            f"with . _ + -), got {_short(name)}"
         )
     description = data.get("description", "")
     if not isinstance(description, str):
@@ -305,8 +382,10 @@ def parse_suite(data: Any, source: str = "<suite>", resolve: bool = True) -> Sui
     if data.get("resources") is not None:
         res = _check_mapping(data["resources"], RESOURCE_KEYS, f"{source}: key 'resources'")
         for k, v in res.items():
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
-                raise ConfigError(f"{source}: key 'resources.{k}': expected a non-negative number, got {_describe(v)}")
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < math.inf:
+                raise ConfigError(
+                    f"{source}: key 'resources.{k}': expected a non-negative finite number, got {_describe(v)}"
+                )
             resources[k] = v
 
     settings: dict[str, Any] = {"resources": resources}
@@ -407,7 +486,7 @@ def suite_path(name_or_path: str | os.PathLike) -> Path:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists() or os.sep in str(name_or_path):
         if not p.is_file():
-            raise ConfigError(f"suite file {p} does not exist")
+            raise ConfigError(f"suite file {p} {'is a folder, not a YAML file' if p.is_dir() else 'does not exist'}")
         return p
     if str(name_or_path) in list_suites():
         return config_dir("envs") / f"{name_or_path}.yaml"
@@ -417,18 +496,80 @@ def suite_path(name_or_path: str | os.PathLike) -> Path:
     )
 
 
+class _SuiteLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` (no tag can build a Python object or run code) that also refuses duplicate keys, which
+    plain YAML resolves silently by keeping the last one (``frames: 1000`` ... ``frames: 1e6``)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {_short(key_node.value, 60)} (first on line {seen[key] + 1})",
+                        key_node.start_mark,
+                    )
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """One line: what PyYAML found and where (its own message spans several lines, with a caret)."""
+    problem = getattr(e, "problem", None)
+    mark = getattr(e, "problem_mark", None)
+    if problem is None:  # e.g. a ReaderError: an unacceptable character
+        text = str(e)
+    else:
+        context = getattr(e, "context", None)
+        text = (f"{problem}" + (f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "")
+                + (f" ({context})" if context else ""))
+    text = " ".join(text.replace('in "<unicode string>", ', "").split())
+    if isinstance(e, yaml.constructor.ConstructorError) and "constructor for the tag" in str(problem):
+        return f"refused: a suite is plain YAML, tags such as !!python/object are not allowed ({text})"
+    return f"not valid YAML: {text}"
+
+
+def _check_size(data: Any, where: str) -> None:
+    """Refuse more than MAX_NODES values, aliases expanded (a 'billion laughs' file, or one referencing itself),
+    before anything walks the data recursively."""
+    stack, count = [data], 0
+    while stack:
+        value = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise ConfigError(f"{where}: too large: more than {MAX_NODES} values once YAML aliases (*name) are "
+                              f"expanded, or an alias that contains itself; a suite is a short list of settings")
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple, set)):
+            stack.extend(value)
+
+
 def load_suite(name_or_path: str | os.PathLike, resolve: bool = True) -> Suite:
     """Load, validate and (with ``resolve``) resolve a suite: a built-in name (``smoke``) or a YAML path."""
     path = suite_path(name_or_path)
-    text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)  # safe_load: no tag can build a Python object or run code
-    except yaml.constructor.ConstructorError as e:
-        first = " ".join(str(e).split())
-        raise ConfigError(f"{path}: refused: a suite is plain YAML, tags such as !!python/object are not "
-                          f"allowed ({first})") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path}: not a YAML text file (not UTF-8: byte {e.start} is {e.object[e.start]:#04x})"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the suite file ({e.strerror or e})") from None
+    try:
+        data = yaml.load(text, Loader=_SuiteLoader)  # a SafeLoader: plain data only
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        raise ConfigError(f"{path}: {_yaml_problem(e)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: lists or mappings nested too deeply") from None
+    except ValueError as e:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())[:200]}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the suite file is empty; expected a mapping with keys such as name, frames, seeds, "
+                          f"envs, agents, bonuses")
+    _check_size(data, str(path))
     suite = parse_suite(data, source=str(path), resolve=resolve)
     suite.path = path
     suite.text = text
