@@ -23,15 +23,17 @@ NB = 2000  # bootstrap resamples in tests: enough for stable percentiles, fast
 
 def make_run(root, env="Env-v0", agent="ppo", bonus="rnd", seed=0, success=0.5, ret=1.0, coverage=0.3,
              status="finished", frames=4000, progress=None, config_hash="h1", git_commit="abc", wall=10.0,
-             subdir=None):
-    """Write one run folder; ``progress`` is a list of (frames, success) or None for a default ramp."""
+             subdir=None, tv_fraction=None):
+    """Write one run folder; ``progress`` is a list of (frames, success) or None for a default ramp.  The
+    progress.csv has the columns of the runner before tv_fraction; ``tv_fraction`` goes into the final metrics."""
     method = agent if bonus is None else f"{agent}+{bonus}"
     d = root / (subdir or f"{env}/{method}/seed{seed}_{config_hash}_{git_commit}_{status}")
     d.mkdir(parents=True)
     summary = {
         "status": status, "env": env, "agent": agent, "bonus": bonus, "seed": seed, "frames": frames,
         "wall_time_s": wall,
-        "final": {"return": ret, "success": success, "coverage": coverage} if status == "finished" else {},
+        "final": {"return": ret, "success": success, "coverage": coverage,
+                  **({} if tv_fraction is None else {"tv_fraction": tv_fraction})} if status == "finished" else {},
         "config": {"lr": 3e-4}, "config_hash": config_hash, "git_commit": git_commit,
         "versions": {"python": "3.12", "torch": "2.4"},
     }
@@ -199,6 +201,25 @@ def test_build_writes_csvs_and_plots(tmp_path):
     build_leaderboard(runs_dir, n_bootstrap=NB, plots=False)
     build_leaderboard(runs_dir, n_bootstrap=NB, plots=False)
     assert (runs_dir / "leaderboard.csv").exists() and (runs_dir / "leaderboard_aggregate.csv").exists()
+
+
+def test_tv_fraction_mean_and_ci_only_for_envs_with_a_tv(tmp_path):
+    tv = [0.1, 0.3, 0.2, 0.6]
+    for s, f in enumerate(tv):
+        make_run(tmp_path, env="TV-v0", seed=s, tv_fraction=f)
+        make_run(tmp_path, env="Env-v0", seed=s)
+    make_run(tmp_path, env="TV-v0", seed=9)  # a run of the TV env that reported none
+    build_leaderboard(tmp_path, n_bootstrap=NB, plots=False)
+    csv = pd.read_csv(tmp_path / "leaderboard.csv")
+    cols = ["tv_fraction_mean", "tv_fraction_mean_ci_low", "tv_fraction_mean_ci_high"]
+    with_tv, without = row(csv, env="TV-v0"), row(csv)
+    assert with_tv["tv_fraction_mean"] == pytest.approx(np.mean(tv))
+    assert min(tv) <= with_tv["tv_fraction_mean_ci_low"] < np.mean(tv) < with_tv["tv_fraction_mean_ci_high"] <= max(tv)
+    assert "1 run(s) without final tv_fraction" in with_tv["notes"]
+    assert without[cols].isna().all() and "tv_fraction" not in str(without["notes"])
+    # progress.csv of an older runner (no tv_fraction column) still loads, the column reading as NaN
+    prog = read_progress(next(tmp_path.rglob("progress.csv")).parent)
+    assert prog["tv_fraction"].isna().all() and len(prog) == 4
 
 
 def test_malformed_summary_names_the_file(tmp_path):

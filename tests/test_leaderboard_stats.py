@@ -18,6 +18,7 @@ from explore_bench.leaderboard.normalize import (
     env_family_of,
     human_normalized_score,
     normalized_score,
+    unscored_envs,
 )
 from explore_bench.leaderboard.stats import (
     aggregate_mean,
@@ -85,6 +86,10 @@ def test_minigrid_and_bandit_scores_and_unknown_family():
         normalized_score("HalfCheetah-v4", {"return": 1.0}, family="mujoco")
     with pytest.raises(ValueError, match="cannot tell the env family of 'HalfCheetah-v4'"):
         env_family_of("HalfCheetah-v4")
+    # the envs a report leaves out of cross-env statistics instead of failing
+    assert unscored_envs([MG, "TVGrid-Remote-v0", "HalfCheetah-v4", MG, "ALE/Pong-v5"]) == {
+        "HalfCheetah-v4": "unknown family", "TVGrid-Remote-v0": "family 'tvgrid'"}
+    assert unscored_envs(["HalfCheetah-v4"], families={"HalfCheetah-v4": "minigrid"}) == {}
 
 
 def test_scores_from_run_folders(tmp_path):
@@ -218,7 +223,39 @@ def test_plot_command_bad_input(tmp_path, capsys):
     assert "does not exist" in one_error_line(capsys)
     assert main(["plot", str(tmp_path)]) == 2
     assert "no finished run folders" in one_error_line(capsys)
-    make_run(tmp_path, env="TVGrid-Remote-v0", seed=0)
+    # only envs without a normalised score, and no progress data: nothing to plot at all
+    (make_run(tmp_path, env="TVGrid-Remote-v0", seed=0) / "progress.csv").unlink()
     assert main(["plot", str(tmp_path)]) == 2
-    assert "'tvgrid'" in one_error_line(capsys)
+    err = one_error_line(capsys)
+    assert "TVGrid-Remote-v0" in err and "'tvgrid'" in err and "no run has progress data" in err
     assert not list(tmp_path.glob("*.png"))
+
+
+TV = "TVGrid-Remote-v0"
+
+
+def test_plot_leaves_envs_without_a_normalised_score_out_of_the_aggregate(tmp_path, capsys):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    for s in range(3):
+        make_run(runs, env=MG, seed=s, success=0.5 + 0.2 * s)
+        make_run(runs, env=MG, bonus=None, seed=s, success=0.1 * s)
+        make_run(runs, env=TV, seed=s, success=0.0, final={"return": 0.0, "success": 0.0, "tv_fraction": 0.1 * s})
+    assert main(["plot", str(runs), "--out", str(out), "--resamples", "200"]) == 0
+    printed = capsys.readouterr()
+    notes = [line for line in printed.err.splitlines() if "note" in line]
+    assert len(notes) == 1 and TV in notes[0] and "'tvgrid'" in notes[0] and "Traceback" not in printed.err
+    for stem in (f"curves_{MG}", f"curves_{TV}", "aggregate_scores"):  # the TV env keeps its learning curves
+        assert str(out / f"{stem}.png") in printed.out
+    agg = pd.read_csv(out / "scores_aggregate.csv")
+    assert set(agg["method"]) == {"ppo", "ppo+rnd"} and (agg["n_envs"] == 1).all()
+    assert TV not in "".join(agg["envs"]) and TV not in "".join(agg["missing_envs"])
+
+
+def test_plot_of_envs_without_any_normalised_score_draws_the_curves(tmp_path, capsys):
+    for s in range(2):
+        make_run(tmp_path, env=TV, seed=s, success=0.0)
+    assert main(["plot", str(tmp_path), "--resamples", "200"]) == 0
+    printed = capsys.readouterr()
+    assert (tmp_path / f"curves_{TV}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob("scores_*.csv")) and not list(tmp_path.glob("aggregate_scores.*"))
+    assert printed.err.count("note") == 1 and TV in printed.err and "only learning curves" in printed.err

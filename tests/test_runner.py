@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import textwrap
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 from explore_bench.agents.factory import ConfigError
-from explore_bench.leaderboard import build_leaderboard, load_runs
+from explore_bench.leaderboard import build_leaderboard, build_plots, load_runs
 from explore_bench.leaderboard.aggregate import PROGRESS_COLUMNS as LEADERBOARD_PROGRESS_COLUMNS
 from explore_bench.runner import (
     RunConfigMismatch,
@@ -111,6 +112,7 @@ def test_suite_in_process_pool_writes_run_folders_and_skips_finished(tmp_path):
             assert df["intrinsic_mean"].isna().all()
         else:
             assert df["intrinsic_mean"].notna().all()
+        assert df["tv_fraction"].isna().all() and "tv_fraction" not in s["final"]  # DoorKey has no noisy TV
     assert (out / "suite.yaml").read_text() == (tmp_path / "tiny.yaml").read_text()
     # no temp files left behind
     assert not [p for p in out.rglob("*.tmp*")]
@@ -125,6 +127,7 @@ def test_suite_in_process_pool_writes_run_folders_and_skips_finished(tmp_path):
     board = build_leaderboard(out, plots=False, n_bootstrap=200)
     assert set(board["method"]) == {"ppo", "ppo+count"}
     assert (board["n_seeds"] == 1).all() and (board["n_failed"] == 0).all()
+    assert board["tv_fraction_mean"].isna().all()
 
 
 class SimulatedKill(BaseException):
@@ -164,6 +167,102 @@ def test_resume_from_checkpoint_without_duplicate_rows(tmp_path, monkeypatch):
     assert run_status(run_dir) == "finished"
     # a finished folder is returned as is
     assert run_single(spec.config, run_dir, tensorboard=False)["skipped"] is True
+
+
+# --------------------------------------------------------------------------------------------------------------
+# tv_fraction: the noisy-TV metric of ExplorationStats through progress.csv and summary.json
+# --------------------------------------------------------------------------------------------------------------
+TV_ENV = "TVGrid-Remote-v0"
+# 8-step episodes confined to column 3 (5 cells, the press cell among them): many episodes, some presses
+TV_TINY = {
+    "n_envs": 4, "hyperparameters.n_steps": 32, "hyperparameters.batch_size": 64, "hyperparameters.n_epochs": 1,
+    "policy_kwargs.net_arch": [16], "env_kwargs.max_steps": 8, "env_kwargs.confine_x": 3, "env_kwargs.min_x": 3,
+}
+
+
+def _mean_or_nan(values):
+    return sum(values) / len(values) if values else math.nan
+
+
+def test_tv_fraction_column_and_final_metric(tmp_path, monkeypatch):
+    seen, bounds = [], []  # every episode's tv_fraction as the env reported it; len(seen) at each row
+    on_step, write_row = run_mod.ProgressCallback._on_step, run_mod.ProgressCallback.write_row
+
+    def record_step(self):
+        seen.extend(i["episode_metrics"]["tv_fraction"] for i in self.locals["infos"] if "episode_metrics" in i)
+        return on_step(self)
+
+    def record_row(self):
+        bounds.append(len(seen))
+        write_row(self)
+
+    monkeypatch.setattr(run_mod.ProgressCallback, "_on_step", record_step)
+    monkeypatch.setattr(run_mod.ProgressCallback, "write_row", record_row)
+    spec = make_run_spec(TV_ENV, "ppo", None, 0, 512, TV_TINY)
+    summary = run_single(spec.config, tmp_path, log_every=128, final_window=10, tensorboard=False)
+    assert summary["status"] == "finished", summary.get("traceback")
+
+    df = check_progress(tmp_path, 512)
+    windows = [seen[a:b] for a, b in zip([0, *bounds], bounds)]
+    assert len(df) == len(windows) == 4 and all(windows)
+    assert df["tv_fraction"].tolist() == pytest.approx([_mean_or_nan(w) for w in windows])
+    assert 0 < df["tv_fraction"].max() < 1  # some episodes pressed the TV, none all the time
+    final = json.loads((tmp_path / "summary.json").read_text())["final"]
+    assert final["tv_fraction"] == pytest.approx(_mean_or_nan(seen[-10:]))
+
+    # the leaderboard carries it; `plot` draws the curve of this tvgrid run and notes it has no normalised score
+    board = build_leaderboard(tmp_path, plots=False, n_bootstrap=200)
+    assert board["tv_fraction_mean"].tolist() == pytest.approx([final["tv_fraction"]])
+    notes = []
+    written = build_plots(tmp_path, n_bootstrap=200, formats=("png",), on_note=notes.append)
+    assert [p.name for p in written] == [f"curves_{TV_ENV}.png"]
+    assert len(notes) == 1 and TV_ENV in notes[0] and "'tvgrid'" in notes[0]
+
+
+def _as_previous_runner(run_dir) -> list[list[str]]:
+    """Rewrite a run folder as the runner before tv_fraction wrote it: progress.csv without the column, checkpoint
+    episodes without the key.  Returns the old progress rows (header first)."""
+    df = pd.read_csv(run_dir / "progress.csv", dtype=str, keep_default_na=False).drop(columns="tv_fraction")
+    df.to_csv(run_dir / "progress.csv", index=False)
+    for state_file in run_dir.glob("checkpoint*.json"):
+        state = json.loads(state_file.read_text())
+        for key in ("pending", "recent"):
+            state[key] = [{k: v for k, v in e.items() if k != "tv_fraction"} for e in state[key]]
+        state_file.write_text(json.dumps(state))
+    with open(run_dir / "progress.csv", newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_resume_of_a_run_written_before_tv_fraction(tmp_path, monkeypatch):
+    spec = make_run_spec(TV_ENV, "ppo", None, 1, 768, TV_TINY)
+    original = run_mod.ProgressCallback.write_row
+
+    def write_row_then_die(self):
+        original(self)
+        if self.model.num_timesteps >= 512:
+            raise SimulatedKill
+
+    monkeypatch.setattr(run_mod.ProgressCallback, "write_row", write_row_then_die)
+    with pytest.raises(SimulatedKill):
+        run_single(spec.config, tmp_path, log_every=128, checkpoint_every=256, tensorboard=False)
+    monkeypatch.setattr(run_mod.ProgressCallback, "write_row", original)
+    old = _as_previous_runner(tmp_path)
+    assert old[0] == list(PROGRESS_COLUMNS[:-1]) and len(old) > 2
+    ckpt_frames = json.loads((tmp_path / "checkpoint.json").read_text())["frames"]
+
+    summary = run_single(spec.config, tmp_path, log_every=128, checkpoint_every=256, tensorboard=False)
+    assert summary["status"] == "finished", summary.get("traceback")
+    assert summary["resumed_from"] == ckpt_frames
+    with open(tmp_path / "progress.csv", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    assert header == list(PROGRESS_COLUMNS)  # rewritten with the new header, every row as wide as it
+    assert all(len(r) == len(header) for r in rows)
+    kept = [r for r in old[1:] if int(r[0]) <= ckpt_frames]
+    assert kept and [r[:-1] for r in rows[: len(kept)]] == kept  # the old rows, values unchanged ...
+    assert all(r[-1] == "" for r in rows[: len(kept)])  # ... and no tv_fraction
+    assert all(r[-1] != "" for r in rows[len(kept):]) and len(rows) > len(kept)  # new rows have one
+    assert math.isfinite(summary["final"]["tv_fraction"])
+    check_progress(tmp_path, 768)
 
 
 def test_changed_config_is_refused(tmp_path):

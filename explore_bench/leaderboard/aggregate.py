@@ -28,7 +28,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -54,15 +54,21 @@ __all__ = [
 ]
 
 FINAL_METRICS = ("success", "return", "coverage")
-PROGRESS_COLUMNS = ("frames", "episode_return", "success", "coverage", "intrinsic_mean", "intrinsic_std", "fps")
+#: Final metrics only some envs report (``tv_fraction``: envs with a noisy TV): mean and CI only, empty elsewhere.
+OPTIONAL_FINAL_METRICS = ("tv_fraction",)
+#: progress.csv columns as the runner writes them (``runner.io.PROGRESS_COLUMNS``); files of an older runner lack
+#: ``tv_fraction`` and still load.
+PROGRESS_COLUMNS = (
+    "frames", "episode_return", "success", "coverage", "intrinsic_mean", "intrinsic_std", "fps", "tv_fraction",
+)
 REQUIRED_SUMMARY_KEYS = ("status", "env", "agent", "seed")
 DEFAULT_N_BOOTSTRAP = 10_000
 CONFIDENCE = 0.95
 
 RUN_COLUMNS = [
     "env", "method", "agent", "bonus", "seed", "status", "frames", "wall_time_s",
-    "final_success", "final_return", "final_coverage", "config_hash", "git_commit", "git_commits", "git_dirty",
-    "versions", "run_dir", "final_metrics",
+    "final_success", "final_return", "final_coverage", "final_tv_fraction", "config_hash", "git_commit",
+    "git_commits", "git_dirty", "versions", "run_dir", "final_metrics",
 ]
 
 
@@ -110,7 +116,7 @@ def _read_summary(path: Path) -> dict:
         "status": str(s["status"]),
         "frames": _float(s.get("frames")),
         "wall_time_s": _float(s.get("wall_time_s")),
-        **{f"final_{m}": _float(final.get(m)) for m in FINAL_METRICS},
+        **{f"final_{m}": _float(final.get(m)) for m in (*FINAL_METRICS, *OPTIONAL_FINAL_METRICS)},
         "config_hash": s.get("config_hash"),
         "git_commit": s.get("git_commit"),
         "git_commits": _run_commits(s),
@@ -164,7 +170,8 @@ def load_runs(runs_dir: str | os.PathLike, include_failed: bool = False) -> pd.D
 
 
 def read_progress(run_dir: str | os.PathLike) -> pd.DataFrame | None:
-    """The run's progress.csv sorted by frames, or None if the file is absent."""
+    """The run's progress.csv sorted by frames, or None if the file is absent.  Every ``PROGRESS_COLUMNS`` column is
+    there: one the file lacks (``tv_fraction`` in a file of an older runner) is all NaN."""
     path = Path(run_dir) / "progress.csv"
     if not path.exists():
         return None
@@ -179,6 +186,9 @@ def read_progress(run_dir: str | os.PathLike) -> pd.DataFrame | None:
             raise ValueError(f"malformed progress file {path}: missing column {col!r}")
     for col in df.columns:
         df[col] = pd.to_numeric(df[col], errors="coerce")
+    for col in PROGRESS_COLUMNS:
+        if col not in df.columns:
+            df[col] = np.nan
     df = df.dropna(subset=["frames"]).sort_values("frames", kind="stable").reset_index(drop=True)
     return df
 
@@ -233,6 +243,7 @@ def _mean(x, axis=-1):
 
 
 STATISTICS: dict[str, Callable] = {"mean": _mean, "iqm": iqm}
+OPTIONAL_STATISTICS: dict[str, Callable] = {"mean": _mean}  # of OPTIONAL_FINAL_METRICS
 
 
 def bootstrap_ci(values, statistic: Callable, n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
@@ -303,9 +314,11 @@ def leaderboard(runs: pd.DataFrame, success_threshold: float = 0.9, n_bootstrap:
     Columns: env, method, agent, bonus, n_seeds, seeds, n_failed, then for each m in success/return/coverage:
     m_mean, m_mean_ci_low, m_mean_ci_high, m_iqm, m_iqm_ci_low, m_iqm_ci_high; then frames_to_threshold
     (median over the seeds that reached it), n_reached, reached ("k/n"), success_auc (mean over seeds),
-    success_auc_ci_low/high, wall_time_s_mean, git_commits (the distinct commits that trained the row's finished
-    runs), mixed_code (True when those runs were made by different commits, or any by a dirty tree), mixed (''
-    or what differs: config_hash / git_commit / versions), notes.  The across-env aggregate is in ``df.attrs["aggregate"]`` (see ``aggregate_leaderboard``).
+    success_auc_ci_low/high, tv_fraction_mean and tv_fraction_mean_ci_low/high (the final fraction of steps that
+    pressed a noisy TV, mean over seeds with its bootstrap CI; NaN for envs without a TV), wall_time_s_mean,
+    git_commits (the distinct commits that trained the row's finished runs), mixed_code (True when those runs were
+    made by different commits, or any by a dirty tree), mixed ('' or what differs: config_hash / git_commit /
+    versions), notes.  The across-env aggregate is in ``df.attrs["aggregate"]`` (see ``aggregate_leaderboard``).
     """
     finished, failed = _split_failed(runs)
     rng = np.random.default_rng(seed)
@@ -337,14 +350,10 @@ def leaderboard(runs: pd.DataFrame, success_threshold: float = 0.9, n_bootstrap:
             notes.append(f"duplicate seed(s) {sorted(int(s) for s in dup)}")
 
         for m in FINAL_METRICS:
-            v = g[f"final_{m}"].to_numpy(dtype=float)
-            finite = v[np.isfinite(v)]
-            if len(finite) < len(v):
-                notes.append(f"{len(v) - len(finite)} run(s) without final {m}")
-            for sname, fn in STATISTICS.items():
-                row[f"{m}_{sname}"] = float(fn(finite)) if len(finite) else float("nan")
-                lo, hi = bootstrap_ci(finite, fn, n_bootstrap, rng)
-                row[f"{m}_{sname}_ci_low"], row[f"{m}_{sname}_ci_high"] = lo, hi
+            finite, n_missing = _finite_finals(g, m)
+            if n_missing:
+                notes.append(f"{n_missing} run(s) without final {m}")
+            row.update(_seed_statistics(m, finite, STATISTICS, n_bootstrap, rng))
 
         ftt, aucs = [], []
         n_no_progress = 0
@@ -365,6 +374,11 @@ def leaderboard(runs: pd.DataFrame, success_threshold: float = 0.9, n_bootstrap:
         aucs_f = aucs[np.isfinite(aucs)]
         row["success_auc"] = float(np.mean(aucs_f)) if len(aucs_f) else float("nan")
         row["success_auc_ci_low"], row["success_auc_ci_high"] = bootstrap_ci(aucs_f, _mean, n_bootstrap, rng)
+        for m in OPTIONAL_FINAL_METRICS:  # last, so the CIs above keep the resamples they drew before it existed
+            finite, n_missing = _finite_finals(g, m)
+            if len(finite) and n_missing:
+                notes.append(f"{n_missing} run(s) without final {m}")
+            row.update(_seed_statistics(m, finite, OPTIONAL_STATISTICS, n_bootstrap, rng))
         wt = g["wall_time_s"].to_numpy(dtype=float)
         row["wall_time_s_mean"] = float(np.nanmean(wt)) if np.isfinite(wt).any() else float("nan")
         commits = sorted({c for cs in g["git_commits"] for c in cs}) if len(g) else []
@@ -385,14 +399,35 @@ def leaderboard(runs: pd.DataFrame, success_threshold: float = 0.9, n_bootstrap:
     return df
 
 
+def _finite_finals(runs: pd.DataFrame, metric: str) -> tuple[np.ndarray, int]:
+    """The finite ``final_<metric>`` values of ``runs`` and how many runs lack one."""
+    v = runs[f"final_{metric}"].to_numpy(dtype=float)
+    finite = v[np.isfinite(v)]
+    return finite, len(v) - len(finite)
+
+
+def _seed_statistics(metric: str, values: np.ndarray, statistics: Mapping[str, Callable], n_bootstrap: int,
+                     rng: np.random.Generator) -> dict[str, float]:
+    """``<metric>_<stat>`` and its bootstrap CI (``_ci_low`` / ``_ci_high``) over seeds for each of ``statistics``;
+    NaN where there are no values (the CI: fewer than 2)."""
+    out = {}
+    for sname, fn in statistics.items():
+        out[f"{metric}_{sname}"] = float(fn(values)) if len(values) else float("nan")
+        out[f"{metric}_{sname}_ci_low"], out[f"{metric}_{sname}_ci_high"] = bootstrap_ci(values, fn, n_bootstrap, rng)
+    return out
+
+
+def _statistic_columns(metrics: Sequence[str], statistics: Mapping[str, Callable]) -> list[str]:
+    """``<m>_<stat>``, ``<m>_<stat>_ci_low``, ``<m>_<stat>_ci_high`` for every metric and statistic."""
+    return [f"{m}_{s}{suffix}" for m in metrics for s in statistics for suffix in ("", "_ci_low", "_ci_high")]
+
+
 def _leaderboard_columns() -> list[str]:
-    cols = ["env", "method", "agent", "bonus", "n_seeds", "seeds", "n_failed"]
-    for m in FINAL_METRICS:
-        for s in STATISTICS:
-            cols += [f"{m}_{s}", f"{m}_{s}_ci_low", f"{m}_{s}_ci_high"]
-    cols += ["frames_to_threshold", "n_reached", "reached", "success_auc", "success_auc_ci_low",
-             "success_auc_ci_high", "wall_time_s_mean", "git_commits", "mixed_code", "mixed", "notes"]
-    return cols
+    return ["env", "method", "agent", "bonus", "n_seeds", "seeds", "n_failed",
+            *_statistic_columns(FINAL_METRICS, STATISTICS),
+            "frames_to_threshold", "n_reached", "reached", "success_auc", "success_auc_ci_low", "success_auc_ci_high",
+            *_statistic_columns(OPTIONAL_FINAL_METRICS, OPTIONAL_STATISTICS),
+            "wall_time_s_mean", "git_commits", "mixed_code", "mixed", "notes"]
 
 
 AGGREGATE_METRICS = ("success", "coverage")  # bounded in [0, 1]; raw returns are not comparable across envs
@@ -431,11 +466,8 @@ def aggregate_leaderboard(runs: pd.DataFrame, n_bootstrap: int = DEFAULT_N_BOOTS
         row["mixed"] = "; ".join(mixed)
         row["notes"] = "; ".join(notes)
         rows.append(row)
-    cols = ["method", "n_envs", "envs", "n_runs", "missing_envs"]
-    for m in AGGREGATE_METRICS:
-        for s in STATISTICS:
-            cols += [f"{m}_{s}", f"{m}_{s}_ci_low", f"{m}_{s}_ci_high"]
-    cols += ["mixed", "notes"]
+    cols = ["method", "n_envs", "envs", "n_runs", "missing_envs", *_statistic_columns(AGGREGATE_METRICS, STATISTICS),
+            "mixed", "notes"]
     return pd.DataFrame(rows, columns=cols)
 
 

@@ -12,7 +12,8 @@ Every finished run gets one normalised score from its ``summary.json`` final met
   ``final["regret_random"]`` and ``final["regret_reference"]`` (default 0, the oracle: the score is then
   ``1 - regret / regret_random``, i.e. one minus the regret normalised by the random policy's).
 
-Any other family (e.g. ``tvgrid``, an exploration-only world with no task score) raises ``ValueError`` naming it.
+Any other family (e.g. ``tvgrid``, an exploration-only world with no task score) raises ``ValueError`` naming it;
+``unscored_envs`` finds such envs beforehand, so that a report can leave them out of cross-env statistics.
 
 Source of the Atari table: none of the specs in ``shared/specs/`` lists random or human Atari scores (go_explore.md
 has none; rdd.md and byol_hindsight.md only mention human-normalised scores), so the values are the standard
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,7 @@ __all__ = [
     "human_normalized_score",
     "normalized_score",
     "add_normalized_scores",
+    "unscored_envs",
 ]
 
 #: ALE game name -> (random score, human score).  See the module docstring for the source.
@@ -177,6 +179,26 @@ def normalized_score(env_id: str, final: Mapping[str, object], family: str | Non
     return float(fn(env_id, final))
 
 
+def _family(env_id: str, families: Mapping[str, str] | None) -> str:
+    """The family of ``env_id``: ``families[env_id]`` when given, else ``env_family_of``."""
+    return (families or {}).get(env_id) or env_family_of(env_id)
+
+
+def unscored_envs(env_ids: Iterable[str], families: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The envs among ``env_ids`` that get no normalised score, each with its family (e.g. ``"family 'tvgrid'"``,
+    one without a normaliser in ``FAMILIES``) or ``"unknown family"``.  ``families`` as in ``add_normalized_scores``."""
+    out = {}
+    for env in sorted(set(env_ids)):
+        try:
+            family = _family(env, families)
+        except ValueError:
+            out[env] = "unknown family"
+            continue
+        if family not in FAMILIES:
+            out[env] = f"family {family!r}"
+    return out
+
+
 def add_normalized_scores(runs: pd.DataFrame, families: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Copy of ``load_runs`` output with ``family`` and ``score`` (normalised) columns.
 
@@ -185,7 +207,7 @@ def add_normalized_scores(runs: pd.DataFrame, families: Mapping[str, str] | None
     ``final_success`` / ``final_return`` / ``final_coverage`` columns.  Runs whose score is not finite (e.g. no
     finished episode) are logged; callers drop them from statistics."""
     out = runs.copy()
-    fam = {env: (families or {}).get(env) or env_family_of(env) for env in out["env"].unique()}
+    fam = {env: _family(env, families) for env in out["env"].unique()}
     scores = []
     for r in out.itertuples(index=False):
         final = getattr(r, "final_metrics", None)

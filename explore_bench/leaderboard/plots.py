@@ -27,6 +27,8 @@ from .aggregate import CONFIDENCE, read_progress, success_curve
 
 __all__ = [
     "curve_bands",
+    "learning_curves",
+    "plot_curves",
     "plot_learning_curves",
     "plot_aggregate",
     "env_filename",
@@ -36,6 +38,8 @@ __all__ = [
 ]
 
 N_GRID = 200
+#: ``{env: {method: [(frames, success) of each seed with progress data]}}`` (``learning_curves``).
+Curves = dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]]
 
 
 def env_filename(env: str) -> str:
@@ -80,17 +84,14 @@ def curve_bands(curves: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray):
     return grid, mean, np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
 
 
-def plot_learning_curves(runs: pd.DataFrame, out_dir: str | os.PathLike, success_threshold: float | None = None,
-                         n_grid: int = N_GRID, formats: Sequence[str] = ("png",)) -> list[Path]:
-    """One ``curves_<env>.png`` (and one file per other of ``formats``) per env: success vs frames, one line per
-    method (mean over seeds) with a 95% t-interval band.  ``runs`` is ``load_runs`` output (finished runs).
-    Returns the written paths."""
-    out_dir = Path(out_dir)
+def learning_curves(runs: pd.DataFrame) -> Curves:
+    """The success curve (``success_curve``) of every finished run in ``runs`` (``load_runs`` output) that has
+    progress data, by env and method.  Every env of ``runs`` is a key; methods without progress data are not."""
     if "status" in runs.columns:
         runs = runs[runs["status"] == "finished"]
-    written = []
+    out: Curves = {}
     for env, ge in runs.groupby("env", sort=True):
-        per_method = {}
+        per_method = out.setdefault(str(env), {})
         for method, gm in ge.groupby("method", sort=True):
             curves = []
             for r in gm.itertuples():
@@ -99,15 +100,33 @@ def plot_learning_curves(runs: pd.DataFrame, out_dir: str | os.PathLike, success
                     continue
                 curves.append(success_curve(prog, r.frames))
             if curves:
-                per_method[method] = curves
+                per_method[str(method)] = curves
+    return out
+
+
+def plot_learning_curves(runs: pd.DataFrame, out_dir: str | os.PathLike, success_threshold: float | None = None,
+                         n_grid: int = N_GRID, formats: Sequence[str] = ("png",)) -> list[Path]:
+    """One ``curves_<env>.png`` (and one file per other of ``formats``) per env: success vs frames, one line per
+    method (mean over seeds) with a 95% t-interval band.  ``runs`` is ``load_runs`` output (finished runs).
+    Returns the written paths."""
+    return plot_curves(learning_curves(runs), out_dir, success_threshold, n_grid, formats)
+
+
+def plot_curves(curves: Curves, out_dir: str | os.PathLike, success_threshold: float | None = None,
+                n_grid: int = N_GRID, formats: Sequence[str] = ("png",)) -> list[Path]:
+    """``plot_learning_curves`` of curves already read (``learning_curves``); an env without any curve gets a
+    figure saying so."""
+    out_dir = Path(out_dir)
+    written = []
+    for env, per_method in curves.items():
         fig = Figure(figsize=(7, 4.5))
         ax = fig.add_subplot()
         if per_method:
             max_f = max(x[-1] for cs in per_method.values() for x, _ in cs)
             grid = np.linspace(0.0, max_f, n_grid)
-            for method, curves in per_method.items():
-                g, mean, low, high = curve_bands(curves, grid)
-                (line,) = ax.plot(g, mean, label=f"{method} (n={len(curves)})")
+            for method, seeds in per_method.items():
+                g, mean, low, high = curve_bands(seeds, grid)
+                (line,) = ax.plot(g, mean, label=f"{method} (n={len(seeds)})")
                 if np.isfinite(low).any():
                     ax.fill_between(g, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
         else:

@@ -16,8 +16,11 @@ from typing import Any, Iterable, Mapping
 
 from explore_bench.atomic import atomic_write_bytes
 
-#: Columns of progress.csv (the format ``explore_bench.leaderboard.aggregate.read_progress`` consumes).
-PROGRESS_COLUMNS = ("frames", "episode_return", "success", "coverage", "intrinsic_mean", "intrinsic_std", "fps")
+#: Columns of progress.csv (the format ``explore_bench.leaderboard.aggregate.read_progress`` consumes). New columns
+#: go last (``tv_fraction`` came after ``fps``): a file of an older runner lacks them, and its rows read as NaN there.
+PROGRESS_COLUMNS = (
+    "frames", "episode_return", "success", "coverage", "intrinsic_mean", "intrinsic_std", "fps", "tv_fraction",
+)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -72,7 +75,8 @@ def write_progress(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -
 
 
 def read_progress_rows(path: str | os.PathLike) -> list[dict[str, float]]:
-    """The rows of a progress.csv as dicts of floats (empty cells are NaN); [] if the file is absent."""
+    """The rows of a progress.csv as dicts of floats (empty cells and columns the file lacks, e.g. ``tv_fraction``
+    in a file of an older runner, are NaN); [] if the file is absent."""
     path = Path(path)
     if not path.exists():
         return []

@@ -4,9 +4,12 @@ A run folder ``OUT/<env>/<method>/seed_<s>/`` holds
 
 - ``config.json``     {"config_hash", "config"}: written at run start; a later run into the same folder with a
                       different resolved config is refused (``RunConfigMismatch``) instead of mixing results.
-- ``progress.csv``    frames, episode_return, success, coverage, intrinsic_mean, intrinsic_std, fps: one row at
-                      the first rollout end after every ``log_every`` frames; episode metrics are means over the
-                      episodes that ended since the previous row (empty when none did).
+- ``progress.csv``    frames, episode_return, success, coverage, intrinsic_mean, intrinsic_std, fps, tv_fraction: one
+                      row at the first rollout end after every ``log_every`` frames; episode metrics are means over
+                      the episodes that ended since the previous row (empty when none did). ``tv_fraction`` (the
+                      fraction of an episode's steps that pressed a noisy TV) is empty for envs without a TV. A
+                      resumed run rewrites the file (atomically) with the current header; rows of an older runner
+                      keep their values and get empty cells in the columns they lack.
 - ``checkpoint.zip``  ``save_agent`` every ``checkpoint_every`` frames (at a rollout boundary, after the update)
                       and at the end, with ``checkpoint.bonus.pt`` (a reward wrapper's bonus),
                       ``checkpoint.replay.pkl`` (off-policy agents) and ``checkpoint.json`` (frames, episode
@@ -14,9 +17,9 @@ A run folder ``OUT/<env>/<method>/seed_<s>/`` holds
                       sha256 of every file of the set).
 - ``checkpoint_prev.*`` the previous checkpoint set, kept as a fallback.
 - ``summary.json``    written once, at the end: status "finished" or "failed" (with the error), final metrics
-                      (means over the last ``final_window`` episodes), config, config_hash, git_commit (of this
-                      attempt), git_commits (every commit that trained some of the run), git_dirty, versions,
-                      events (the lines of ``run.log``).
+                      (means over the last ``final_window`` episodes; ``tv_fraction`` only when some of them
+                      reported one), config, config_hash, git_commit (of this attempt), git_commits (every
+                      commit that trained some of the run), git_dirty, versions, events (the lines of ``run.log``).
 - ``run.log``         one line per notable event: resumes (frames, commit), checkpoints found corrupt and moved
                       aside, restarts from zero.
 - ``tb/``             TensorBoard logs, when tensorboard is installed.
@@ -98,6 +101,8 @@ SET_SUFFIXES = (".zip", ".bonus.pt", ".replay.pkl")
 _HASHED_SUFFIXES = (".zip", ".bonus.pt")  # the replay buffer can be GBs: size only
 UNKNOWN_COMMIT = "unknown"
 EPISODE_KEYS = ("return", "success", "coverage")
+#: Episode metrics only some envs report (``tv_fraction``: envs with a noisy TV); absent from ``final`` elsewhere.
+OPTIONAL_EPISODE_KEYS = ("tv_fraction",)
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 _VERSION_DISTS = {
     "torch": "torch",
@@ -398,6 +403,14 @@ def _nanmean(values) -> float:
     return float(arr.mean()) if arr.size else float("nan")
 
 
+def _episode(metrics: Mapping[str, Any]) -> dict[str, float | None]:
+    """One ended episode as the callback keeps it: every ``EPISODE_KEYS`` value (None where not reported) and the
+    ``OPTIONAL_EPISODE_KEYS`` the env reported."""
+    episode = {k: (None if metrics.get(k) is None else float(metrics[k])) for k in EPISODE_KEYS}
+    episode.update({k: float(metrics[k]) for k in OPTIONAL_EPISODE_KEYS if metrics.get(k) is not None})
+    return episode
+
+
 class ProgressCallback(BaseCallback):
     """Fills progress.csv from ``infos[i]["episode_metrics"]`` and ``intrinsic_stats(model)``, and checkpoints.
 
@@ -453,7 +466,7 @@ class ProgressCallback(BaseCallback):
             if metrics is None and "episode" in info:  # envs without ExplorationStats: Monitor's return only
                 metrics = {"return": info["episode"].get("r"), "success": None, "coverage": None}
             if metrics is not None:
-                episode = {k: (None if metrics.get(k) is None else float(metrics[k])) for k in EPISODE_KEYS}
+                episode = _episode(metrics)
                 self.pending.append(episode)
                 self.recent.append(episode)
                 self.n_episodes += 1
@@ -483,11 +496,12 @@ class ProgressCallback(BaseCallback):
             "intrinsic_mean": _nanmean(s.get("intrinsic_mean") for s in self._bonus_stats),
             "intrinsic_std": _nanmean(s.get("intrinsic_std") for s in self._bonus_stats),
             "fps": (frames - self._frames_row) / dt if dt > 0 else float("nan"),
+            "tv_fraction": _nanmean(e.get("tv_fraction") for e in self.pending),
         }
         self.rows.append(row)
         write_progress(self.run_dir / PROGRESS_FILE, self.rows)
         if getattr(self.model, "_logger", None) is not None:  # absent when finishing without learn()
-            for key in ("episode_return", "success", "coverage"):
+            for key in ("episode_return", "success", "coverage", "tv_fraction"):
                 if math.isfinite(row[key]):
                     self.logger.record(f"explore/{key}", row[key])
         self.pending = []
@@ -541,7 +555,11 @@ class ProgressCallback(BaseCallback):
             self.checkpoint()
 
     def final_metrics(self) -> dict[str, Any]:
-        final = {k: _nanmean(e[k] for e in self.recent) for k in EPISODE_KEYS}
+        """Means over the last ``final_window`` episodes; an optional metric only when some of them reported it."""
+        final = {k: _nanmean(e.get(k) for e in self.recent) for k in EPISODE_KEYS}
+        for k in OPTIONAL_EPISODE_KEYS:
+            if any(e.get(k) is not None for e in self.recent):
+                final[k] = _nanmean(e.get(k) for e in self.recent)
         final["n_episodes"] = len(self.recent)
         return final
 
