@@ -7,7 +7,14 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from explore_bench.agents.factory import intrinsic_stats, load_agent, make_agent, resolve_config, save_agent
+from explore_bench.agents.factory import (
+    bonus_wrapper,
+    intrinsic_stats,
+    load_agent,
+    make_agent,
+    resolve_config,
+    save_agent,
+)
 from explore_bench.agents.intrinsic_ppo import IntrinsicPPO, IntrinsicRolloutBuffer
 from explore_bench.agents.transitions import StepRecorder
 
@@ -124,3 +131,49 @@ def test_minigrid_onehot_rejects_normalised_images():
     extractor = MiniGridOneHot(spaces.Box(0, 255, (3, 7, 7), np.uint8))
     with pytest.raises(ValueError, match="normalize_images=False"):
         extractor(torch.full((1, 3, 7, 7), 2 / 255))
+
+
+def _views(codes: list[list[int]]) -> np.ndarray:
+    """`(T, N, 2)` observations whose view in env i at step t is `[codes[t][i], 0]`."""
+    return np.array([[[c, 0] for c in row] for row in codes], dtype=np.uint8)
+
+
+def test_first_visit_gate_pays_each_view_once_per_episode():
+    from explore_bench.agents.first_visit import FirstVisitGate
+    from explore_bench.bonuses import Transitions
+
+    gate = FirstVisitGate(n_envs=2)
+    # env 0 stands on view 7 (no-op), then its episode ends; env 1 walks 1 -> 2 -> 1 -> 3.
+    next_obs = _views([[7, 1], [7, 2], [7, 1], [8, 3]])
+    dones = np.array([[0, 0], [0, 0], [1, 0], [0, 0]], dtype=bool)
+    batch = Transitions(next_obs, np.zeros((4, 2), dtype=np.int64), next_obs, dones)
+    np.testing.assert_array_equal(gate.mask(batch), [[1, 1], [0, 1], [0, 0], [1, 1]])
+    # The episodes go on across rollouts: env 0's new episode already saw 8, env 1 keeps 1, 2, 3.
+    later = Transitions(next_obs[:1], np.zeros((1, 2), dtype=np.int64), _views([[8, 2]]), np.zeros((1, 2), dtype=bool))
+    state = gate.state_dict()
+    np.testing.assert_array_equal(gate.mask(later), [[0, 0]])
+    restored = FirstVisitGate(n_envs=2)
+    restored.load_state_dict(state)
+    np.testing.assert_array_equal(restored.mask(later), [[0, 0]])
+    with pytest.raises(ValueError, match="built for 3 envs, got a batch of 2"):
+        FirstVisitGate(n_envs=3).mask(later)
+
+
+@pytest.mark.parametrize("agent,bonus,key", [("ppo", "rnd", "intrinsic"), ("a2c", "count", "reward_wrapper")])
+def test_first_visit_option_gates_the_paid_bonus_and_survives_save_load(tmp_path, agent, bonus, key):
+    overrides = {"n_envs": 2, f"{key}.first_visit_only": True}
+    if agent == "ppo":
+        overrides.update({"hyperparameters.n_steps": 32, "hyperparameters.batch_size": 32, "intrinsic.warmup_rollouts": 1})
+    config = resolve_config("MiniGrid-DoorKey-5x5-v0", agent, bonus, 0, 512, overrides)
+    model = make_agent(config)
+    model.learn(256)
+    gate = model.first_visit if agent == "ppo" else bonus_wrapper(model).first_visit
+    assert gate is not None and all(len(seen) > 0 for seen in gate.seen)
+    if agent == "ppo":
+        paid = model.rollout_buffer.intrinsic_rewards
+        assert 0 < model.intrinsic_stats["first_visit_fraction"] < 1
+        assert (paid == 0).any() and (paid > 0).any()
+    save_agent(model, tmp_path / "checkpoint.zip")
+    loaded = load_agent(config, tmp_path / "checkpoint.zip")
+    loaded_gate = loaded.first_visit if agent == "ppo" else bonus_wrapper(loaded).first_visit
+    assert loaded_gate.seen == gate.seen

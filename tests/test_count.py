@@ -225,3 +225,11 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match="scope"):
         make_bonus("count", gym.spaces.Discrete(4), ACT, scope="weekly")
     assert bonus.update(batch_of(np.zeros((1, 1), np.int64))) == {"distinct_keys": 0.0}
+
+
+@pytest.mark.parametrize("n_tags", [0, 2])
+def test_count_table_state_round_trip_when_empty(n_tags):
+    """A checkpoint taken before the first update holds an empty table; it must load back (and keep its tag width)."""
+    restored = CountTable(n_tags=n_tags)
+    restored.set_state(CountTable(n_tags=n_tags).get_state())
+    assert restored.keys.shape == (0,) and restored.tags.shape == (0, n_tags)

@@ -28,6 +28,7 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
+from explore_bench.agents.first_visit import FirstVisitGate
 from explore_bench.agents.transitions import StepRecorder
 from explore_bench.bonuses import Bonus, IntrinsicRewardNormalizer, make_bonus
 
@@ -122,6 +123,8 @@ class IntrinsicPPO(PPO):
         warmup_rollouts: random-action rollouts (of `n_steps` steps per env) that warm up the bonus's
             observation statistics before training; they count in the frame budget.
         bonus_info_keys: info entries passed to the bonus in `Transitions.infos` when the env provides them.
+        first_visit_only: pay the bonus only for the first visit of a next observation within an episode
+            (BeBold / NovelD's episodic restriction, `explore_bench.agents.first_visit`); off in RND.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": TwoHeadMlpPolicy, "CnnPolicy": TwoHeadCnnPolicy}
@@ -138,6 +141,7 @@ class IntrinsicPPO(PPO):
         int_coef: float = 1.0,
         warmup_rollouts: int = 10,
         bonus_info_keys: tuple[str, ...] = ("cell",),
+        first_visit_only: bool = False,
         normalize_advantage: bool = False,
         _init_setup_model: bool = True,
         **kwargs,
@@ -149,6 +153,7 @@ class IntrinsicPPO(PPO):
         self.int_coef = int_coef
         self.warmup_rollouts = warmup_rollouts
         self.bonus_info_keys = tuple(bonus_info_keys)
+        self.first_visit_only = first_visit_only
         self.warmed_up = False
         self.bonus_state: dict[str, Any] | None = None
         self.intrinsic_stats: dict[str, float] = {}
@@ -164,6 +169,7 @@ class IntrinsicPPO(PPO):
         )
         self.intrinsic_normalizer = IntrinsicRewardNormalizer(self.gamma_int)
         self.recorder = StepRecorder(self.n_steps, self.n_envs, self.observation_space, self.bonus_info_keys)
+        self.first_visit = FirstVisitGate(self.n_envs) if self.first_visit_only else None
 
     # ------------------------------------------------------------ rollouts
     def _warm_up_bonus(self, env: VecEnv) -> None:
@@ -178,6 +184,8 @@ class IntrinsicPPO(PPO):
                 self._last_obs = new_obs
                 self._last_episode_starts = dones
             self.bonus.warm_up(self.recorder.transitions())
+            if self.first_visit is not None:  # episodes under way when training starts keep what they saw
+                self.first_visit.mask(self.recorder.transitions())
         self.warmed_up = True
 
     def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer, n_rollout_steps: int) -> bool:
@@ -213,12 +221,15 @@ class IntrinsicPPO(PPO):
 
         batch = self.recorder.transitions()
         raw = self.bonus.compute(batch)
-        rollout_buffer.intrinsic_rewards = self.intrinsic_normalizer.normalize(raw)
+        first = None if self.first_visit is None else self.first_visit.mask(batch)
+        paid = raw if first is None else raw * first
+        rollout_buffer.intrinsic_rewards = self.intrinsic_normalizer.normalize(paid)
         bonus_stats = self.bonus.update(batch)
         self.intrinsic_stats = {
             "intrinsic_mean": float(raw.mean()),
             "intrinsic_std": float(raw.std()),
             "intrinsic_return_std": self.intrinsic_normalizer.std,
+            **({} if first is None else {"first_visit_fraction": float(first.mean())}),
             **{f"bonus_{k}": float(v) for k, v in bonus_stats.items()},
         }
         for key, value in self.intrinsic_stats.items():
@@ -233,12 +244,14 @@ class IntrinsicPPO(PPO):
 
     # ------------------------------------------------------------ save / load
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "bonus", "intrinsic_normalizer", "recorder"]
+        return [*super()._excluded_save_params(), "bonus", "intrinsic_normalizer", "recorder", "first_visit"]
 
     def save(self, path, exclude=None, include=None) -> None:
         # The bonus and normaliser states ride in the pickled data (they hold numpy arrays and generator
         # states, which SB3's weights-only tensor files refuse).
         self.bonus_state = {"bonus": self.bonus.state_dict(), "normalizer": self.intrinsic_normalizer.state_dict()}
+        if self.first_visit is not None:
+            self.bonus_state["first_visit"] = self.first_visit.state_dict()
         try:
             super().save(path, exclude=exclude, include=include)
         finally:
@@ -250,5 +263,7 @@ class IntrinsicPPO(PPO):
         if model.bonus_state is not None:
             model.bonus.load_state_dict(model.bonus_state["bonus"])
             model.intrinsic_normalizer.load_state_dict(model.bonus_state["normalizer"])
+            if model.first_visit is not None:
+                model.first_visit.load_state_dict(model.bonus_state["first_visit"])
             model.bonus_state = None
         return model

@@ -201,7 +201,8 @@ class CountTable:
     def set_state(self, state: dict[str, torch.Tensor]) -> None:
         self.keys = _tensor_to_u64(state["keys"])
         self.counts = state["counts"].numpy().astype(np.int64, copy=True)
-        self.tags = state["tags"].numpy().astype(np.int64, copy=True).reshape(len(self.keys), -1)
+        tags = state["tags"]  # (n_keys, n_tags); an explicit width, since -1 cannot be inferred for an empty table
+        self.tags = tags.numpy().astype(np.int64, copy=True).reshape(len(self.keys), tags.shape[-1])
 
 
 class EpisodeTracker:
