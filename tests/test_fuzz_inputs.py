@@ -168,32 +168,26 @@ ESCAPING_NAMES = ["../x", "../../etc/passwd", "/abs/path", "a/../b", "..", ".", 
 # ------------------------------------------------------------------------------------------------------------
 # Suite files
 # ------------------------------------------------------------------------------------------------------------
-def grid(**changes: Any) -> dict[str, Any]:
-    data = {k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
-            for k, v in BASE_GRID.items()}
+def _changed(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`data` with `changes` applied in place: a value replaces the key's value, DROP removes the key."""
     for k, v in changes.items():
         if v is DROP:
             data.pop(k, None)
         else:
             data[k] = v
     return data
+
+
+def grid(**changes: Any) -> dict[str, Any]:
+    data = {k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
+            for k, v in BASE_GRID.items()}
+    return _changed(data, changes)
 
 
 def with_runs(entry_changes: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
     data = dict(BASE_RUNS)
-    entry = dict(BASE_RUNS["runs"][0])
-    for k, v in (entry_changes or {}).items():
-        if v is DROP:
-            entry.pop(k, None)
-        else:
-            entry[k] = v
-    data["runs"] = [entry]
-    for k, v in changes.items():
-        if v is DROP:
-            data.pop(k, None)
-        else:
-            data[k] = v
-    return data
+    data["runs"] = [_changed(dict(BASE_RUNS["runs"][0]), entry_changes or {})]
+    return _changed(data, changes)
 
 
 def dump(data: Any) -> str:
