@@ -166,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.9, help="success threshold line on the curves")
     p.add_argument("--resamples", type=_pos_int, default=10_000, help="bootstrap resamples (default 10000)")
 
+    p = sub.add_parser("results", help="rebuild every committed table: leaderboard and plots of each DIR/*/runs")
+    p.add_argument("dir", nargs="?", default="results", help="folder of result tables (default: results)")
+    p.add_argument("--threshold", type=float, default=0.9, help="success threshold (default 0.9)")
+    p.add_argument("--resamples", type=_pos_int, default=10_000, help="bootstrap resamples (default 10000)")
+
     p = sub.add_parser("noise-robustness",
                        help="B_tv / B_novel of every bonus in the noisy-TV gridworlds (model level, no RL)")
     p.add_argument("--bonuses", nargs="+", default=None, metavar="NAME",
@@ -385,6 +390,22 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_results(args) -> int:
+    """Each table folder that keeps its runs (``DIR/<table>/runs/``) gets its leaderboard and plots rebuilt in place:
+    ``leaderboard`` then ``plot``, as made by hand, so the committed files follow from the committed runs."""
+    from explore_bench.leaderboard import build_plots
+
+    root = _results_dir(args.dir)
+    tables = sorted(runs.parent for runs in root.glob("*/runs") if runs.is_dir())
+    if not tables:
+        raise UsageError(f"{root}: expected table folders holding a runs/ folder (e.g. {root}/doorkey8x8/runs)")
+    for table in tables:
+        print(f"== {table}")
+        _leaderboard(table / "runs", table, args.threshold, plots=True)
+        build_plots(table / "runs", table, n_bootstrap=args.resamples, success_threshold=args.threshold)
+    return 0
+
+
 def cmd_noise_robustness(args) -> int:
     from explore_bench.robustness import (
         DEFAULT_OUT,
@@ -428,6 +449,7 @@ COMMANDS = {
     "run": cmd_run,
     "leaderboard": cmd_leaderboard,
     "plot": cmd_plot,
+    "results": cmd_results,
     "noise-robustness": cmd_noise_robustness,
 }
 

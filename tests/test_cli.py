@@ -123,3 +123,23 @@ def test_parse_sets():
     assert parse_sets(["a.b=1e-4", "c=[64, 64]", "d=true", "e=null", "f=text", "g=3"]) == {
         "a.b": 1e-4, "c": [64, 64], "d": True, "e": None, "f": "text", "g": 3,
     }
+
+
+def test_results_rebuilds_each_committed_table_from_its_runs(tmp_path, capsys):
+    """`explore-bench results` turns the committed runs back into the committed leaderboard (same numbers)."""
+    import shutil
+    from pathlib import Path
+
+    committed = Path(__file__).resolve().parent.parent / "results" / "doorkey8x8"
+    table = tmp_path / "doorkey8x8"
+    shutil.copytree(committed / "runs", table / "runs")
+    assert main(["results", str(tmp_path), "--resamples", "200"]) == 0
+    rebuilt = pd.read_csv(table / "leaderboard.csv").set_index("method")
+    expected = pd.read_csv(committed / "leaderboard.csv").set_index("method")
+    for column in ("n_seeds", "success_mean", "success_iqm", "coverage_mean", "frames_to_threshold", "reached"):
+        pd.testing.assert_series_equal(rebuilt[column], expected[column])
+    assert (table / "aggregate_scores.png").exists() and (table / "curves_MiniGrid-DoorKey-8x8-v0.svg").exists()
+
+    (tmp_path / "empty").mkdir()
+    assert main(["results", str(tmp_path / "empty")]) == 2
+    assert "runs/ folder" in capsys.readouterr().err

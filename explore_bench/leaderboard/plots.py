@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -51,7 +52,11 @@ def _save_atomic(fig: Figure, path: Path) -> Path:
     """Write ``fig`` to ``path`` atomically, in the format its suffix names (png, svg, ...)."""
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format=path.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
+    fmt = path.suffix.lstrip(".") or "png"
+    # No timestamps, fixed SVG ids: the same runs give the same bytes, so a rebuilt table shows no spurious diff.
+    metadata = {"Date": None} if fmt in ("svg", "pdf") else {"Software": None} if fmt == "png" else None
+    with matplotlib.rc_context({"svg.hashsalt": "explore_bench"}):
+        fig.savefig(buffer, format=fmt, dpi=120, bbox_inches="tight", metadata=metadata)
     return atomic_write_bytes(path, buffer.getvalue())
 
 
