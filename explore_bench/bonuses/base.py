@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import gymnasium as gym
 import numpy as np
@@ -175,6 +175,30 @@ class Bonus(abc.ABC):
         for _ in range(epochs):
             order = torch.randperm(size, generator=self.torch_rng).to(self.device)
             yield from order.chunk(max(1, min(n_minibatches, size)))
+
+    def fit_minibatches(
+        self,
+        size: int,
+        losses_of: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+        optimizer: torch.optim.Optimizer,
+        epochs: int,
+        n_minibatches: int,
+        max_grad_norm: float | None,
+    ) -> dict[str, float]:
+        """One optimiser step per minibatch of `range(size)` on `losses_of(idx)["loss"]` (gradients clipped to
+        `max_grad_norm` when given); returns the mean of every reported loss term ({} when `size` is 0)."""
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        history: dict[str, list[float]] = {}
+        for idx in self.minibatches(size, epochs, n_minibatches):
+            losses = losses_of(idx)
+            optimizer.zero_grad()
+            losses["loss"].backward()
+            if max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(params, max_grad_norm)
+            optimizer.step()
+            for key, value in losses.items():
+                history.setdefault(key, []).append(float(value.detach()))
+        return {key: float(np.mean(values)) for key, values in history.items()}
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 
 import gymnasium as gym
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -166,15 +165,8 @@ class InverseDynamicsBonus(Bonus):
         x = self.inputs(data.obs.flatten(0, 1))
         x1 = self.inputs(data.next_obs.flatten(0, 1))
         actions = data.actions.flatten(0, 1)
-        params = self.optimizer.param_groups[0]["params"]
-        history: dict[str, list[float]] = {}
-        for idx in self.minibatches(x.shape[0], self.n_epochs, self.n_minibatches):
-            losses = self.training_losses(x[idx], x1[idx], actions[idx])
-            self.optimizer.zero_grad()
-            losses["loss"].backward()
-            if self.max_grad_norm is not None:
-                nn.utils.clip_grad_norm_(params, self.max_grad_norm)
-            self.optimizer.step()
-            for key, value in losses.items():
-                history.setdefault(key, []).append(float(value.detach()))
-        return {key: float(np.mean(values)) for key, values in history.items()} if history else {"loss": math.nan}
+        stats = self.fit_minibatches(
+            x.shape[0], lambda idx: self.training_losses(x[idx], x1[idx], actions[idx]), self.optimizer,
+            self.n_epochs, self.n_minibatches, self.max_grad_norm,
+        )
+        return stats or {"loss": math.nan}

@@ -12,7 +12,7 @@ from explore_bench.bonuses.base import Bonus
 
 _REGISTRY: dict[str, type[Bonus]] = {}
 # Built-in bonuses, imported on first use so that `import explore_bench.bonuses` stays light.
-_BUILTIN_MODULES = ("rnd", "rdd", "icm", "count", "simhash", "e3b", "byol_explore", "byol_hindsight")
+_BUILTIN_MODULES = ("rnd", "rdd", "icm", "count", "simhash", "e3b", "byol_explore", "byol_hindsight", "empowerment")
 
 B = TypeVar("B", bound=type[Bonus])
 
@@ -21,6 +21,8 @@ def register_bonus(name: str) -> Callable[[B], B]:
     """Class decorator: `@register_bonus("rnd")` makes the class available to `make_bonus("rnd", ...)`."""
 
     def decorator(cls: B) -> B:
+        if is_mixture_expression(name):
+            raise ValueError(f"bonus name {name!r}: '+' and '*' are reserved for mixtures such as 0.5*rnd+count")
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"a bonus named {name!r} is already registered ({_REGISTRY[name].__qualname__})")
         cls.name = name
@@ -41,9 +43,24 @@ def list_bonuses() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def is_mixture_expression(name: object) -> bool:
+    """True for a weighted sum of bonuses such as "0.5*empowerment+rnd" (registered names have no '+' or '*')."""
+    return isinstance(name, str) and ("+" in name or "*" in name)
+
+
 def bonus_class(name: str) -> type[Bonus]:
-    """The class registered under `name`; a `KeyError` lists the valid names."""
+    """The class registered under `name`; a `KeyError` lists the valid names.
+
+    A mixture expression ("0.5*empowerment+rnd", see `explore_bench.bonuses.mixture`) gives `BonusMixture` once
+    the expression is checked: an unknown component is a `KeyError` listing the valid names, bad syntax a
+    `ValueError`.
+    """
     _load_builtins()
+    if is_mixture_expression(name):
+        from explore_bench.bonuses.mixture import BonusMixture, parse_mixture  # it builds on this module
+
+        parse_mixture(name)
+        return BonusMixture
     if name not in _REGISTRY:
         raise KeyError(f"unknown bonus {name!r}; registered bonuses: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
@@ -56,8 +73,14 @@ def make_bonus(
     device: str | torch.device = "cpu",
     **overrides,
 ) -> Bonus:
-    """Build the bonus registered as `name` for the given spaces; `overrides` set its hyperparameters."""
+    """Build the bonus registered as `name` for the given spaces; `overrides` set its hyperparameters.
+
+    `name` may be a weighted sum of registered bonuses, "0.5*empowerment+rnd": a `BonusMixture`, whose
+    components take their hyperparameters as `overrides` named after them (`rnd={"lr": 1e-4}`).
+    """
     cls = bonus_class(name)
+    if is_mixture_expression(name):
+        overrides = {"expression": name, **overrides}
     try:
         return cls(observation_space, action_space, device=device, **overrides)
     except TypeError as error:

@@ -37,6 +37,7 @@ import yaml
 
 from explore_bench.agents.factory import ALGORITHMS, ConfigError, apply_overrides, list_agents, resolve_config
 from explore_bench.bonuses import list_bonuses
+from explore_bench.bonuses.registry import bonus_class, is_mixture_expression
 from explore_bench.envs import NAMESPACE, list_envs
 from explore_bench.paths import available, config_dir
 
@@ -180,7 +181,12 @@ def _as_bonus(value: Any, where: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise ConfigError(f"{where}: expected a bonus name or null, got {_describe(value)}")
-    if value not in list_bonuses():
+    if is_mixture_expression(value):  # a weighted sum of registered bonuses, e.g. 0.5*empowerment+rnd
+        try:
+            bonus_class(value)
+        except (KeyError, ValueError) as error:
+            raise ConfigError(f"{where}: {error.args[0]}; valid bonuses: {', '.join(list_bonuses())}") from None
+    elif value not in list_bonuses():
         raise ConfigError(
             f"{where}: unknown bonus {_short(value)}; valid bonuses: {', '.join(list_bonuses())} (or null)"
         )
