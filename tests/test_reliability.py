@@ -13,6 +13,7 @@ import time
 
 import pandas as pd
 import pytest
+from run_helpers import train_until_killed
 
 from explore_bench.agents.factory import ConfigError
 from explore_bench.cli import main
@@ -138,10 +139,12 @@ def test_sigkill_at_random_moments_then_rerun_until_done(tmp_path):
         if proc.returncode == 0:
             break  # finished before the kill
         assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
-    killed_mid_run = proc.returncode == -signal.SIGKILL
+    runs = [out / ENV / m / "seed_0" for m in ("ppo", "ppo+count")]
+    # a kill can land before a run's first checkpoint (nothing to resume): what must resume is an unfinished run
+    # that has one
+    must_resume = [d for d in runs if (d / "checkpoint.json").exists() and not (d / "summary.json").exists()]
     assert main(cli_argv(suite, out)) == 0  # the rerun completes everything that is left
 
-    runs = [out / ENV / m / "seed_0" for m in ("ppo", "ppo+count")]
     mtimes = {}
     for run_dir in runs:
         summary = assert_valid_run(run_dir, budget)
@@ -150,8 +153,8 @@ def test_sigkill_at_random_moments_then_rerun_until_done(tmp_path):
         for stem in run_mod.CHECKPOINT_STEMS:  # the kept checkpoint sets are whole
             if (run_dir / f"{stem}.json").exists():
                 run_mod._validate_set(run_dir, stem)
-    if killed_mid_run:  # the kills landed in training: some run resumed from a checkpoint
-        assert any("resumed from" in (d / "run.log").read_text() for d in runs if (d / "run.log").exists())
+    for run_dir in must_resume:
+        assert "resumed from" in (run_dir / "run.log").read_text()
     # exactly once: a further run reruns nothing and touches no summary
     results = run_suite(load_suite(suite), out, workers=0, progress=False, check_build=False)
     assert [r.status for r in results] == ["skipped", "skipped"]
@@ -162,10 +165,6 @@ def test_sigkill_at_random_moments_then_rerun_until_done(tmp_path):
 # --------------------------------------------------------------------------------------------------------------
 # 3. Corrupt / truncated checkpoints
 # --------------------------------------------------------------------------------------------------------------
-class SimulatedKill(BaseException):
-    """Stands for SIGKILL: not an Exception, so run_single writes no summary."""
-
-
 A2C_TINY = {"n_envs": 4, "hyperparameters.n_steps": 32, "reward_wrapper.update_every": 32,
             "reward_wrapper.warmup_steps": 32}
 
@@ -173,17 +172,7 @@ A2C_TINY = {"n_envs": 4, "hyperparameters.n_steps": 32, "reward_wrapper.update_e
 def killed_run(tmp_path, monkeypatch, agent="ppo", bonus="count", frames=2048, at=1400):
     spec = make_run_spec(ENV, agent, bonus, 0, frames, TINY if agent == "ppo" else A2C_TINY)
     run_dir = tmp_path / "run"
-    original = run_mod.ProgressCallback.write_row
-
-    def write_row_then_die(self):
-        original(self)
-        if self.model.num_timesteps >= at:
-            raise SimulatedKill
-
-    monkeypatch.setattr(run_mod.ProgressCallback, "write_row", write_row_then_die)
-    with pytest.raises(SimulatedKill):
-        run_single(spec.config, run_dir, log_every=128, checkpoint_every=256, tensorboard=False)
-    monkeypatch.setattr(run_mod.ProgressCallback, "write_row", original)
+    train_until_killed(monkeypatch, spec.config, run_dir, at, log_every=128, checkpoint_every=256)
     cur = json.loads((run_dir / "checkpoint.json").read_text())["frames"]
     prev = json.loads((run_dir / "checkpoint_prev.json").read_text())["frames"]
     assert 0 < prev < cur
