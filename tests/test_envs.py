@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections import deque
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from minigrid_helpers import FORWARD, LEFT, PICKUP, RIGHT, TOGGLE, facing, plan
 
 from explore_bench.envs import NAMESPACE, env_family, list_envs, make_env
 from explore_bench.envs.minigrid import MINIGRID_ENVS
@@ -35,8 +35,6 @@ EXPECTED_IDS = [
     "MiniGrid-FourRooms-v0",
 ]
 OBS_SPACE = gym.spaces.Box(0, 255, (7, 7, 3), np.uint8)
-LEFT, RIGHT, FORWARD, PICKUP, TOGGLE = 0, 1, 2, 3, 5
-DIR_VEC = ((1, 0), (0, 1), (-1, 0), (0, -1))  # minigrid's DIR_TO_VEC: right, down, left, up
 
 
 # --------------------------------------------------------------------------- catalogue
@@ -182,34 +180,10 @@ def test_coverage_and_metrics_match_agent_pos_history():
     assert max_cov > 3  # some episode got through the door
 
 
-def _plan(base, goal_test):
-    """BFS over (x, y, dir) with left/right/forward in the current grid; returns the action list."""
-    start = (*map(int, base.agent_pos), int(base.agent_dir))
-
-    def passable(x, y):
-        cell = base.grid.get(x, y)
-        return cell is None or cell.can_overlap()
-
-    prev = {start: None}
-    queue = deque([start])
-    while queue:
-        state = queue.popleft()
-        if goal_test(state):
-            actions = []
-            while prev[state] is not None:
-                state, a = prev[state]
-                actions.append(a)
-            return actions[::-1]
-        x, y, d = state
-        dx, dy = DIR_VEC[d]
-        nexts = [((x, y, (d - 1) % 4), LEFT), ((x, y, (d + 1) % 4), RIGHT)]
-        if passable(x + dx, y + dy):
-            nexts.append(((x + dx, y + dy, d), FORWARD))
-        for nxt, a in nexts:
-            if nxt not in prev:
-                prev[nxt] = (state, a)
-                queue.append(nxt)
-    raise AssertionError("no path")
+def _planned(base, goal_test):
+    actions = plan(base, goal_test)
+    assert actions is not None, "no path"
+    return actions
 
 
 def _find(base, obj_type):
@@ -219,10 +193,6 @@ def _find(base, obj_type):
             if cell is not None and cell.type == obj_type:
                 return x, y
     raise AssertionError(obj_type)
-
-
-def _facing(target):
-    return lambda s: (s[0] + DIR_VEC[s[2]][0], s[1] + DIR_VEC[s[2]][1]) == target
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -245,11 +215,11 @@ def test_success_on_solved_doorkey(seed):
                 result = (term, trunc, info)
 
     key, door, goal = _find(base, "key"), _find(base, "door"), _find(base, "goal")
-    run(_plan(base, _facing(key)) + [PICKUP])
+    run(_planned(base, facing(key)) + [PICKUP])
     assert base.carrying is not None and base.carrying.type == "key"
-    run(_plan(base, _facing(door)) + [TOGGLE])
+    run(_planned(base, facing(door)) + [TOGGLE])
     assert base.grid.get(*door).is_open
-    run(_plan(base, lambda s: (s[0], s[1]) == goal))
+    run(_planned(base, lambda s: (s[0], s[1]) == goal))
     assert result is not None
     terminated, truncated, info = result
     assert terminated and not truncated and rewards[-1] > 0

@@ -81,7 +81,7 @@ def no_training(monkeypatch, tmp_path):
     def stub(*args, **kwargs):
         raise _WouldTrain("training was started")
 
-    for module, name in ((run_mod, "run_single"), (run_mod, "_run_single"), (local, "run_spec"),
+    for module, name in ((run_mod, "run_single"), (local, "run_spec"),
                          (local, "_run_pool"), (ray_backend, "run_suite"), (robustness, "run_noise_robustness")):
         monkeypatch.setattr(module, name, stub)
     cwd = tmp_path / "cwd"

@@ -9,6 +9,7 @@ import textwrap
 
 import pandas as pd
 import pytest
+from run_helpers import train_until_killed
 
 from explore_bench.agents.factory import ConfigError
 from explore_bench.leaderboard import build_leaderboard, build_plots, load_runs
@@ -130,29 +131,10 @@ def test_suite_in_process_pool_writes_run_folders_and_skips_finished(tmp_path):
     assert board["tv_fraction_mean"].isna().all()
 
 
-class SimulatedKill(BaseException):
-    """Stands for SIGKILL: not an Exception, so run_single writes no summary."""
-
-
-def _train_until_killed(monkeypatch, config, run_dir, kill_at: int, **kwargs) -> None:
-    """Train `config` into `run_dir` until the first progress row at or past `kill_at` frames, then die there."""
-    original = run_mod.ProgressCallback.write_row
-
-    def write_row_then_die(self):
-        original(self)
-        if self.model.num_timesteps >= kill_at:
-            raise SimulatedKill
-
-    monkeypatch.setattr(run_mod.ProgressCallback, "write_row", write_row_then_die)
-    with pytest.raises(SimulatedKill):
-        run_single(config, run_dir, tensorboard=False, **kwargs)
-    monkeypatch.setattr(run_mod.ProgressCallback, "write_row", original)
-
-
 def test_resume_from_checkpoint_without_duplicate_rows(tmp_path, monkeypatch):
     spec = make_run_spec(ENV, "ppo", "rnd", 3, 3000, TINY)
     run_dir = tmp_path / "run"
-    _train_until_killed(monkeypatch, spec.config, run_dir, 2200, log_every=128, checkpoint_every=1000)
+    train_until_killed(monkeypatch, spec.config, run_dir, 2200, log_every=128, checkpoint_every=1000)
 
     assert not (run_dir / "summary.json").exists()
     assert run_status(run_dir) == "partial"
@@ -240,7 +222,7 @@ def _as_previous_runner(run_dir) -> list[list[str]]:
 
 def test_resume_of_a_run_written_before_tv_fraction(tmp_path, monkeypatch):
     spec = make_run_spec(TV_ENV, "ppo", None, 1, 768, TV_TINY)
-    _train_until_killed(monkeypatch, spec.config, tmp_path, 512, log_every=128, checkpoint_every=256)
+    train_until_killed(monkeypatch, spec.config, tmp_path, 512, log_every=128, checkpoint_every=256)
     old = _as_previous_runner(tmp_path)
     assert old[0] == list(PROGRESS_COLUMNS[:-1]) and len(old) > 2
     ckpt_frames = json.loads((tmp_path / "checkpoint.json").read_text())["frames"]

@@ -3,11 +3,10 @@ NoisyTVObsWrapper on MiniGrid; catalogue registration of the noisy-TV ids."""
 
 from __future__ import annotations
 
-from collections import deque
-
 import gymnasium as gym
 import numpy as np
 import pytest
+from minigrid_helpers import RIGHT, TOGGLE, facing, plan
 
 from explore_bench.envs import NAMESPACE, env_family, list_envs, make_env
 from explore_bench.envs.tvgrid import (
@@ -344,37 +343,6 @@ def test_intrinsic_ppo_trains_on_tvgrid_and_noisy_doorkey():
 
 # --------------------------------------------------------------------------- MiniGrid wrapper
 
-LEFT, RIGHT, FORWARD, TOGGLE = 0, 1, 2, 5
-DIR_VEC = ((1, 0), (0, 1), (-1, 0), (0, -1))
-
-
-def _plan_facing(base, target):
-    start = (*map(int, base.agent_pos), int(base.agent_dir))
-
-    def passable(x, y):
-        cell = base.grid.get(x, y)
-        return cell is None or cell.can_overlap()
-
-    prev = {start: None}
-    queue = deque([start])
-    while queue:
-        state = queue.popleft()
-        x, y, d = state
-        if (x + DIR_VEC[d][0], y + DIR_VEC[d][1]) == target:
-            actions = []
-            while prev[state] is not None:
-                state, a = prev[state]
-                actions.append(a)
-            return actions[::-1]
-        nexts = [((x, y, (d - 1) % 4), LEFT), ((x, y, (d + 1) % 4), RIGHT)]
-        if passable(x + DIR_VEC[d][0], y + DIR_VEC[d][1]):
-            nexts.append(((x + DIR_VEC[d][0], y + DIR_VEC[d][1], d), FORWARD))
-        for nxt, a in nexts:
-            if nxt not in prev:
-                prev[nxt] = (state, a)
-                queue.append(nxt)
-    return None
-
 
 def test_noisy_doorkey_remote_tv():
     env = make_env(NOISY_DOORKEY)
@@ -384,12 +352,12 @@ def test_noisy_doorkey_remote_tv():
     for seed in range(20):
         obs, info = env.reset(seed=seed)
         ref, _ = plain.reset(seed=seed)
-        plan = _plan_facing(env.unwrapped, (0, 3))
-        if plan is not None:
+        actions = plan(env.unwrapped, facing((0, 3)))
+        if actions is not None:
             break
-    assert plan is not None
+    assert actions is not None
     assert info["press"] is False and info["tv_symbol"] == 0
-    for a in plan:
+    for a in actions:
         obs, _, _, _, info = env.step(a)
         ref, *_ = plain.step(a)
         assert info["press"] is False

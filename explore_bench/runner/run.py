@@ -628,10 +628,95 @@ def run_single(
         return {**read_json(run_dir / SUMMARY_FILE), "skipped": True}
     run_dir.mkdir(parents=True, exist_ok=True)
     with _RunLock(run_dir):  # an orphaned worker of a killed suite may still be training this folder
-        return _run_single(
-            config, run_dir, log_every=log_every, checkpoint_every=checkpoint_every, final_window=final_window,
-            tensorboard=tensorboard, progress_bar=progress_bar, verbose=verbose, device=device,
-        )
+        config = dict(config)
+        chash = _config_hash(config)
+        check_run_dir(run_dir, config, chash)
+        if run_status(run_dir) == "finished":  # again: the process we waited for may have finished it
+            summary = read_json(run_dir / SUMMARY_FILE)
+            return {**summary, "skipped": True}
+
+        frames_budget = int(config["frames"])
+        log_every = int(log_every or default_log_every(frames_budget))
+        checkpoint_every = int(checkpoint_every or default_checkpoint_every(frames_budget, log_every))
+        tensorboard = _tensorboard_available() if tensorboard is None else tensorboard
+        tb_dir = str(run_dir / "tb") if tensorboard else None
+
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if (read_json(run_dir / CONFIG_FILE) or {}).get("config_hash") != chash:
+            atomic_write_json(run_dir / CONFIG_FILE, {"config_hash": chash, "config": config, "created_at": _now()})
+        stale = run_dir / SUMMARY_FILE  # a failed attempt: this one replaces it
+        if stale.exists():
+            stale.unlink()
+        for leftover in run_dir.glob(".*tmp*"):  # temp files of an attempt killed mid-write
+            if leftover.is_file():
+                leftover.unlink()
+
+        t0 = time.time()
+        started_at = _now()
+        callback: ProgressCallback | None = None
+        model = None
+        resumed_from = None
+        try:
+            model, state, stem = _resume(config, run_dir, tb_dir, device, verbose)
+            if model is not None:
+                resumed_from = int(model.num_timesteps)
+                rows = [r for r in _read_rows(run_dir) if r["frames"] <= resumed_from]
+                write_progress(run_dir / PROGRESS_FILE, rows)  # drop rows logged after the checkpoint
+                prev = ", ".join(run_commits(state)) or UNKNOWN_COMMIT
+                log_event(run_dir, f"resumed from {stem}.* at {resumed_from} frames (trained so far by {prev}; "
+                                   f"now {git_commit() or UNKNOWN_COMMIT}{' dirty' if git_dirty() else ''})")
+            else:
+                if _read_rows(run_dir):
+                    log_event(run_dir, "no usable checkpoint: restarting from zero frames (progress rows dropped)")
+                model = make_agent(config, tensorboard_log=tb_dir, verbose=verbose, device=device)
+                state, rows = {}, []
+                write_progress(run_dir / PROGRESS_FILE, rows)
+            callback = ProgressCallback(
+                run_dir, log_every, checkpoint_every, final_window, rows=rows, state=state,
+                wall_time_before=float(state.get("wall_time_s") or 0.0),
+            )
+            remaining = frames_budget - int(model.num_timesteps)
+            if remaining > 0:
+                model.learn(
+                    total_timesteps=remaining,
+                    callback=callback,
+                    reset_num_timesteps=False,
+                    progress_bar=progress_bar,
+                    tb_log_name="run",
+                )
+            else:
+                callback.init_callback(model)
+            callback.finish()
+            summary = {
+                "status": "finished",
+                **_summary_base(config),
+                "frames": int(model.num_timesteps),
+                "frames_budget": frames_budget,
+                "wall_time_s": callback.wall_time,
+                "final": callback.final_metrics(),
+                "n_episodes": callback.n_episodes,
+                "resumed_from": resumed_from,
+                "config": config,
+                "config_hash": chash,
+                "git_commit": git_commit(),
+                "git_commits": callback.git_commits,
+                "git_dirty": callback.git_dirty if git_commit() else None,
+                "versions": versions(),
+                "events": read_events(run_dir),
+                "started_at": started_at,
+                "finished_at": _now(),
+            }
+            atomic_write_json(run_dir / SUMMARY_FILE, summary)
+            return summary
+        except Exception as e:  # noqa: BLE001 - any training error becomes a failed run, the suite goes on
+            frames = int(model.num_timesteps) if model is not None else None
+            wall = callback.wall_time if callback is not None else time.time() - t0
+            return write_failed_summary(run_dir, config, f"{type(e).__name__}: {e}", frames, wall, traceback.format_exc())
+        finally:
+            _close_env(model)
+            torch.set_num_threads(previous_threads)
 
 
 class _RunLock:
@@ -660,111 +745,6 @@ class _RunLock:
         if self.fd is not None:
             os.close(self.fd)  # closing the last descriptor drops the flock
             self.fd = None
-
-
-def _run_single(
-    config: Mapping[str, Any],
-    run_dir: str | os.PathLike,
-    *,
-    log_every: int | None = None,
-    checkpoint_every: int | None = None,
-    final_window: int = 100,
-    tensorboard: bool | None = None,
-    progress_bar: bool = False,
-    verbose: int = 0,
-    device: str = "cpu",
-) -> dict[str, Any]:
-    """``run_single`` under the run-folder lock."""
-    config = dict(config)
-    run_dir = Path(run_dir)
-    chash = _config_hash(config)
-    check_run_dir(run_dir, config, chash)
-    if run_status(run_dir) == "finished":
-        summary = read_json(run_dir / SUMMARY_FILE)
-        return {**summary, "skipped": True}
-
-    frames_budget = int(config["frames"])
-    log_every = int(log_every or default_log_every(frames_budget))
-    checkpoint_every = int(checkpoint_every or default_checkpoint_every(frames_budget, log_every))
-    tensorboard = _tensorboard_available() if tensorboard is None else tensorboard
-    tb_dir = str(run_dir / "tb") if tensorboard else None
-
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if (read_json(run_dir / CONFIG_FILE) or {}).get("config_hash") != chash:
-        atomic_write_json(run_dir / CONFIG_FILE, {"config_hash": chash, "config": config, "created_at": _now()})
-    stale = run_dir / SUMMARY_FILE  # a failed attempt: this one replaces it
-    if stale.exists():
-        stale.unlink()
-    for leftover in run_dir.glob(".*tmp*"):  # temp files of an attempt killed mid-write
-        if leftover.is_file():
-            leftover.unlink()
-
-    t0 = time.time()
-    started_at = _now()
-    callback: ProgressCallback | None = None
-    model = None
-    resumed_from = None
-    try:
-        model, state, stem = _resume(config, run_dir, tb_dir, device, verbose)
-        if model is not None:
-            resumed_from = int(model.num_timesteps)
-            rows = [r for r in _read_rows(run_dir) if r["frames"] <= resumed_from]
-            write_progress(run_dir / PROGRESS_FILE, rows)  # drop rows logged after the checkpoint
-            prev = ", ".join(run_commits(state)) or UNKNOWN_COMMIT
-            log_event(run_dir, f"resumed from {stem}.* at {resumed_from} frames (trained so far by {prev}; "
-                               f"now {git_commit() or UNKNOWN_COMMIT}{' dirty' if git_dirty() else ''})")
-        else:
-            if _read_rows(run_dir):
-                log_event(run_dir, "no usable checkpoint: restarting from zero frames (progress rows dropped)")
-            model = make_agent(config, tensorboard_log=tb_dir, verbose=verbose, device=device)
-            state, rows = {}, []
-            write_progress(run_dir / PROGRESS_FILE, rows)
-        callback = ProgressCallback(
-            run_dir, log_every, checkpoint_every, final_window, rows=rows, state=state,
-            wall_time_before=float(state.get("wall_time_s") or 0.0),
-        )
-        remaining = frames_budget - int(model.num_timesteps)
-        if remaining > 0:
-            model.learn(
-                total_timesteps=remaining,
-                callback=callback,
-                reset_num_timesteps=False,
-                progress_bar=progress_bar,
-                tb_log_name="run",
-            )
-        else:
-            callback.init_callback(model)
-        callback.finish()
-        summary = {
-            "status": "finished",
-            **_summary_base(config),
-            "frames": int(model.num_timesteps),
-            "frames_budget": frames_budget,
-            "wall_time_s": callback.wall_time,
-            "final": callback.final_metrics(),
-            "n_episodes": callback.n_episodes,
-            "resumed_from": resumed_from,
-            "config": config,
-            "config_hash": chash,
-            "git_commit": git_commit(),
-            "git_commits": callback.git_commits,
-            "git_dirty": callback.git_dirty if git_commit() else None,
-            "versions": versions(),
-            "events": read_events(run_dir),
-            "started_at": started_at,
-            "finished_at": _now(),
-        }
-        atomic_write_json(run_dir / SUMMARY_FILE, summary)
-        return summary
-    except Exception as e:  # noqa: BLE001 - any training error becomes a failed run, the suite goes on
-        frames = int(model.num_timesteps) if model is not None else None
-        wall = callback.wall_time if callback is not None else time.time() - t0
-        return write_failed_summary(run_dir, config, f"{type(e).__name__}: {e}", frames, wall, traceback.format_exc())
-    finally:
-        _close_env(model)
-        torch.set_num_threads(previous_threads)
 
 
 def _read_rows(run_dir: Path) -> list[dict]:
