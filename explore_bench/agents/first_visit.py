@@ -10,39 +10,31 @@ episode. It is an option of the agent (off by default: RND itself has no such ga
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
+import torch
 
 from explore_bench.bonuses import Transitions
+from explore_bench.bonuses.counting import KeyCounter, hash_rows
 
 
 class FirstVisitGate:
-    """Per-env sets of the observations seen in the current episode; `mask` marks first visits with 1."""
+    """Episodic visit counts of exact next observations (the count bonus's `KeyCounter`); `mask` marks count 1."""
 
     def __init__(self, n_envs: int) -> None:
-        self.seen: list[set[bytes]] = [set() for _ in range(n_envs)]
+        self.n_envs = n_envs
+        self.counter = KeyCounter(scope="episodic")
 
     def mask(self, batch: Transitions) -> np.ndarray:
         """`(T, N)` float32: 1 where `next_obs[t, i]` is new in env i's episode, else 0. Episode ends (`dones`)
-        clear the env's set after their step (the terminal observation still belongs to the ending episode)."""
-        next_obs = np.ascontiguousarray(batch.next_obs)
-        steps, n_envs = batch.dones.shape
-        if n_envs != len(self.seen):
-            raise ValueError(f"FirstVisitGate: built for {len(self.seen)} envs, got a batch of {n_envs}")
-        first = np.zeros((steps, n_envs), dtype=np.float32)
-        for t in range(steps):  # sequential: a visit is first only relative to the earlier steps of its episode
-            for i in range(n_envs):
-                key = hashlib.blake2b(next_obs[t, i].tobytes(), digest_size=16).digest()
-                if key not in self.seen[i]:
-                    self.seen[i].add(key)
-                    first[t, i] = 1.0
-                if batch.dones[t, i]:
-                    self.seen[i].clear()
-        return first
+        start a new count after their step (the terminal observation still belongs to the ending episode)."""
+        steps, n_envs = np.shape(batch.dones)
+        if n_envs != self.n_envs:
+            raise ValueError(f"FirstVisitGate: built for {self.n_envs} envs, got a batch of {n_envs}")
+        keys = hash_rows(np.asarray(batch.next_obs).reshape(steps * n_envs, -1)).reshape(steps, n_envs)
+        return (self.counter.count(keys, batch.dones) == 1).astype(np.float32)
 
-    def state_dict(self) -> dict:
-        return {"seen": [sorted(s) for s in self.seen]}
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.counter.get_state()
 
-    def load_state_dict(self, state: dict) -> None:
-        self.seen = [set(s) for s in state["seen"]]
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.counter.set_state(state)
