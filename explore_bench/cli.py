@@ -234,6 +234,7 @@ def _print_final(summary: dict) -> None:
 
 def cmd_train(args) -> int:
     from explore_bench.agents.factory import ConfigError
+    from explore_bench.runner.local import check_builds
     from explore_bench.runner.run import check_run_dir, run_single, run_status
     from explore_bench.runner.suite import _as_bonus, make_run_spec
 
@@ -249,7 +250,7 @@ def cmd_train(args) -> int:
     run_dir = spec.run_dir(args.out)
     check_run_dir(run_dir, spec.config, spec.config_hash)  # a folder of another config: refused, nothing written
     if run_status(run_dir) != "finished":
-        _check_build(spec)
+        check_builds([spec])
     if not args.no_progress:
         import warnings
 
@@ -268,24 +269,6 @@ def cmd_train(args) -> int:
         print(f"{PROG}: run failed: {summary.get('error')}", file=sys.stderr)
         return 1
     return 0
-
-
-def _check_build(spec) -> None:
-    """Build the agent of ``spec`` once before its run folder exists, as ``run`` does for a suite (check_suite): a
-    --set value the agent cannot take is bad input (one line), not a failed run folder."""
-    import torch
-
-    from explore_bench.agents.factory import make_agent
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        model = make_agent(spec.config)
-    except Exception as e:  # noqa: BLE001 - whatever the agent refuses is bad input
-        raise UsageError(f"run {spec.label}: building the agent failed: {type(e).__name__}: {e}") from None
-    finally:
-        torch.set_num_threads(threads)
-    model.get_env().close()
 
 
 def cmd_run(args) -> int:

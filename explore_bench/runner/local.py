@@ -91,7 +91,6 @@ def _result(spec: RunSpec, run_dir: Path, summary: dict) -> RunResult:
 
 def check_suite(suite: Suite, out_dir: str | os.PathLike, check_build: bool = True) -> tuple[list[RunSpec], list[RunSpec]]:
     """(to run, already finished). Raises ``RunConfigMismatch`` / ``ConfigError`` before anything is written."""
-    from explore_bench.agents.factory import make_agent
     from explore_bench.runner.run import check_run_dir, run_status
 
     todo, done = [], []
@@ -100,26 +99,33 @@ def check_suite(suite: Suite, out_dir: str | os.PathLike, check_build: bool = Tr
         check_run_dir(run_dir, spec.config, spec.config_hash)
         (done if run_status(run_dir) == "finished" else todo).append(spec)
     if check_build:
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # multi-threaded orthogonal init is slower, not faster, on a busy machine
-        try:
-            built: set[str] = set()
-            for spec in todo:
-                if spec.config_hash in built:
-                    continue
-                try:
-                    model = make_agent(spec.config)
-                except Exception as e:  # noqa: BLE001
-                    raise ConfigError(
-                        f"{spec.source}: run {spec.label}: building the agent failed: {type(e).__name__}: {e}"
-                    ) from None
-                model.get_env().close()
-                built.add(spec.config_hash)
-        finally:
-            torch.set_num_threads(threads)
+        check_builds(todo)
     return todo, done
+
+
+def check_builds(specs: list[RunSpec]) -> None:
+    """Build each distinct agent of ``specs`` once: whatever an agent refuses is a ``ConfigError`` before any run
+    folder is written, not a failed run."""
+    import torch
+
+    from explore_bench.agents.factory import make_agent
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # multi-threaded orthogonal init is slower, not faster, on a busy machine
+    try:
+        built: set[str] = set()
+        for spec in specs:
+            if spec.config_hash in built:
+                continue
+            where = f"{spec.source}: " if spec.source else ""
+            try:
+                model = make_agent(spec.config)
+            except Exception as e:  # noqa: BLE001 - whatever the agent refuses is bad input
+                raise ConfigError(f"{where}run {spec.label}: building the agent failed: {type(e).__name__}: {e}") from None
+            model.get_env().close()
+            built.add(spec.config_hash)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def find_stale(specs: list[RunSpec], out_dir: str | os.PathLike, commit: str | None = None) -> list[StaleRun]:
