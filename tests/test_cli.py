@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from leaderboard_helpers import make_run
 
 from explore_bench.cli import main, parse_sets
 
@@ -125,21 +128,37 @@ def test_parse_sets():
     }
 
 
-def test_results_rebuilds_each_committed_table_from_its_runs(tmp_path, capsys):
-    """`explore-bench results` turns the committed runs back into the committed leaderboard (same numbers)."""
-    import shutil
-    from pathlib import Path
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+COMMITTED_TABLES = sorted(runs.parent.name for runs in RESULTS.glob("*/runs") if runs.is_dir())
 
-    committed = Path(__file__).resolve().parent.parent / "results" / "doorkey8x8"
-    table = tmp_path / "doorkey8x8"
-    shutil.copytree(committed / "runs", table / "runs")
-    assert main(["results", str(tmp_path), "--resamples", "200"]) == 0
-    rebuilt = pd.read_csv(table / "leaderboard.csv").set_index("method")
-    expected = pd.read_csv(committed / "leaderboard.csv").set_index("method")
-    for column in ("n_seeds", "success_mean", "success_iqm", "coverage_mean", "frames_to_threshold", "reached"):
-        pd.testing.assert_series_equal(rebuilt[column], expected[column])
-    assert (table / "aggregate_scores.png").exists() and (table / "curves_MiniGrid-DoorKey-8x8-v0.svg").exists()
+
+def test_results_rebuilds_every_table_as_leaderboard_and_plot_do(tmp_path, capsys):
+    """`explore-bench results DIR` gives each DIR/<table> the files `leaderboard` and `plot` write by hand."""
+    for table, success in (("first", 0.2), ("second", 0.8)):
+        for seed in range(3):
+            make_run(tmp_path / "tables" / table / "runs", env=ENV, seed=seed, success=success + 0.05 * seed)
+    hand = tmp_path / "by_hand"
+    assert main(["leaderboard", str(tmp_path / "tables" / "second" / "runs"), "--out", str(hand)]) == 0
+    assert main(["plot", str(tmp_path / "tables" / "second" / "runs"), "--out", str(hand), "--resamples", "200"]) == 0
+    assert main(["results", str(tmp_path / "tables"), "--resamples", "200"]) == 0
+    assert (tmp_path / "tables" / "first" / "leaderboard.csv").exists()
+    rebuilt = tmp_path / "tables" / "second"
+    for name in ("leaderboard.csv", "leaderboard_aggregate.csv", "scores_aggregate.csv",
+                 f"curves_{ENV}.svg", "aggregate_scores.svg"):
+        assert (rebuilt / name).read_bytes() == (hand / name).read_bytes(), name
 
     (tmp_path / "empty").mkdir()
     assert main(["results", str(tmp_path / "empty")]) == 2
     assert "runs/ folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("table", COMMITTED_TABLES)
+def test_committed_table_follows_from_its_committed_runs(table, tmp_path):
+    """Every results/<table> that keeps its runs is what `explore-bench results` makes of them (same numbers)."""
+    committed = RESULTS / table
+    shutil.copytree(committed / "runs", tmp_path / table / "runs")
+    assert main(["results", str(tmp_path), "--resamples", "200"]) == 0
+    rebuilt = pd.read_csv(tmp_path / table / "leaderboard.csv").set_index(["env", "method"])
+    expected = pd.read_csv(committed / "leaderboard.csv").set_index(["env", "method"])
+    for column in ("n_seeds", "success_mean", "success_iqm", "coverage_mean", "frames_to_threshold", "reached"):
+        pd.testing.assert_series_equal(rebuilt[column], expected[column])

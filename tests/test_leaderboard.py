@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from leaderboard_helpers import make_run
 from scipy.stats import trim_mean
 
 from explore_bench.leaderboard import build_leaderboard, leaderboard, load_runs
@@ -19,32 +20,6 @@ from explore_bench.leaderboard.aggregate import (
 )
 
 NB = 2000  # bootstrap resamples in tests: enough for stable percentiles, fast
-
-
-def make_run(root, env="Env-v0", agent="ppo", bonus="rnd", seed=0, success=0.5, ret=1.0, coverage=0.3,
-             status="finished", frames=4000, progress=None, config_hash="h1", git_commit="abc", wall=10.0,
-             subdir=None, tv_fraction=None):
-    """Write one run folder; ``progress`` is a list of (frames, success) or None for a default ramp.  The
-    progress.csv has the columns of the runner before tv_fraction; ``tv_fraction`` goes into the final metrics."""
-    method = agent if bonus is None else f"{agent}+{bonus}"
-    d = root / (subdir or f"{env}/{method}/seed{seed}_{config_hash}_{git_commit}_{status}")
-    d.mkdir(parents=True)
-    summary = {
-        "status": status, "env": env, "agent": agent, "bonus": bonus, "seed": seed, "frames": frames,
-        "wall_time_s": wall,
-        "final": {"return": ret, "success": success, "coverage": coverage,
-                  **({} if tv_fraction is None else {"tv_fraction": tv_fraction})} if status == "finished" else {},
-        "config": {"lr": 3e-4}, "config_hash": config_hash, "git_commit": git_commit,
-        "versions": {"python": "3.12", "torch": "2.4"},
-    }
-    (d / "summary.json").write_text(json.dumps(summary))
-    if progress is None:
-        progress = [(f, success * f / frames) for f in range(1000, frames + 1, 1000)]
-    rows = [{"frames": f, "episode_return": ret, "success": s, "coverage": coverage, "intrinsic_mean": 0.1,
-             "intrinsic_std": 0.01, "fps": 500.0} for f, s in progress]
-    cols = ["frames", "episode_return", "success", "coverage", "intrinsic_mean", "intrinsic_std", "fps"]
-    pd.DataFrame(rows, columns=cols).to_csv(d / "progress.csv", index=False)
-    return d
 
 
 def row(board, env="Env-v0", method="ppo+rnd"):
