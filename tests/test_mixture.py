@@ -200,3 +200,5 @@ def test_ppo_trains_with_a_mixture():
     model = make_agent(resolve_config(ENV, "ppo", "0.5*empowerment+rnd", 0, 64, overrides))
     model.learn(64)
     assert isinstance(model.bonus, BonusMixture) and model.bonus.normalizers["rnd"].std > 0
+    # empowerment weighs by the rollout policy's own log-probabilities, not by its fallback behaviour model
+    assert model.intrinsic_stats["bonus_empowerment_stored_log_prob"] == 1.0

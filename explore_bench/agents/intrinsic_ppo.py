@@ -122,7 +122,8 @@ class IntrinsicPPO(PPO):
         ext_coef, int_coef: advantage mixing coefficients (RND: 2 and 1).
         warmup_rollouts: random-action rollouts (of `n_steps` steps per env) that warm up the bonus's
             observation statistics before training; they count in the frame budget.
-        bonus_info_keys: info entries passed to the bonus in `Transitions.infos` when the env provides them.
+        bonus_info_keys: info entries passed to the bonus in `Transitions.infos` when the env provides them;
+            `infos["log_prob"]` (T, N) always holds the rollout policy's log-probability of each action.
         first_visit_only: pay the bonus only for the first visit of a next observation within an episode
             (BeBold / NovelD's episodic restriction, `explore_bench.agents.first_visit`); off in RND.
     """
@@ -220,6 +221,8 @@ class IntrinsicPPO(PPO):
             self._last_episode_starts = dones
 
         batch = self.recorder.transitions()
+        # The behaviour policy's log-probabilities, for bonuses that weigh by pi_old (empowerment's sources)
+        batch.infos["log_prob"] = rollout_buffer.log_probs
         raw = self.bonus.compute(batch)
         first = None if self.first_visit is None else self.first_visit.mask(batch)
         paid = raw if first is None else raw * first
