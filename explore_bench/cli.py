@@ -209,12 +209,14 @@ def cmd_list(args) -> int:
     for b in list_bonuses():
         print(f"  {b}")
     print("suites:")
-    for s in list_suites():
+    suites = list_suites()
+    width = max(map(len, suites), default=0)
+    for s in suites:
         try:
             suite = load_suite(s, resolve=False)
-            print(f"  {s:<14} {suite.description}")
+            print(f"  {s:<{width}}  {suite.description}")
         except Exception as e:  # noqa: BLE001 - a broken built-in file must not hide the others
-            print(f"  {s:<14} (invalid: {e})")
+            print(f"  {s:<{width}}  (invalid: {e})")
     return 0
 
 
