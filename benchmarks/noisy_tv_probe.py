@@ -1,9 +1,10 @@
-"""What a trained agent does on a noisy-TV MiniGrid env, and what its bonus pays at the TV.
+"""What a trained agent does on a MiniGrid env, and, where the env has a noisy TV, what its bonus pays there.
 
 For one finished run folder (config.json + checkpoint.zip, as the runner leaves them): the policy's action shares
 and TV presses over sampled episodes, the raw bonus on the policy's own steps, and the raw bonus on forced presses
 (the agent placed on the cell in front of the TV, facing it, then `toggle` five times per episode). A bonus fooled
-by the TV pays more for the forced presses than for the policy's own steps.
+by the TV pays more for the forced presses than for the policy's own steps. On an env without a TV the probe
+stops after the action shares and the bonus on the policy's own steps.
 
     python benchmarks/noisy_tv_probe.py runs/doorkey8x8_noisy_tv/MiniGrid-DoorKey-8x8-NoisyTV-v0/ppo+icm/seed_0
 """
@@ -94,6 +95,11 @@ def main() -> None:
     new_stream = getattr(bonus, "reset", lambda: None)
     new_stream()
     own = bonus.compute(as_transitions(steps["obs"], steps["actions"], steps["next_obs"], steps["dones"]))
+    try:
+        env.get_wrapper_attr("cell")
+    except AttributeError:  # no TV in this env: the policy's own steps only
+        print(f"  raw bonus: the policy's own steps {own.mean():.4g}")
+        return
     new_stream()
     forced = bonus.compute(forced_presses(env, args.episodes, args.seed + 10_000))
     print(f"  raw bonus: forced presses {forced.mean():.4g} (n={forced.size}), the policy's own steps "
