@@ -16,23 +16,25 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 from minigrid.core.actions import Actions
+from minigrid.minigrid_env import MiniGridEnv
+from stable_baselines3.common.preprocessing import maybe_transpose
 
 from explore_bench.agents.factory import load_agent
 from explore_bench.bonuses import Transitions
 from explore_bench.envs import make_env
 
 
-def channels_first(frames: list[np.ndarray]) -> np.ndarray:
-    """(T, 1, C, H, W): SB3 hands image observations to the agent, and so to its bonus, channels-first."""
-    return np.transpose(np.stack(frames), (0, 3, 1, 2))[:, None]
+def as_transitions(space: gym.Space, obs: list, actions: list, next_obs: list, dones: list) -> Transitions:
+    """One env's steps as (T, 1, ...) in the agent's observation space: SB3 hands images to the agent, and so to
+    its bonus, channels-first."""
+    def frames(x: list) -> np.ndarray:
+        return maybe_transpose(np.stack(x), space)[:, None]
 
-
-def as_transitions(obs: list, actions: list, next_obs: list, dones: list) -> Transitions:
-    return Transitions(channels_first(obs), np.asarray(actions)[:, None], channels_first(next_obs),
-                       np.asarray(dones, bool)[:, None])
+    return Transitions(frames(obs), np.asarray(actions)[:, None], frames(next_obs), np.asarray(dones, bool)[:, None])
 
 
 def policy_episodes(model, env, episodes: int, seed: int):
@@ -51,7 +53,7 @@ def policy_episodes(model, env, episodes: int, seed: int):
     return steps
 
 
-def forced_presses(env, episodes: int, seed: int, presses: int = 5):
+def forced_presses(env, space: gym.Space, episodes: int, seed: int, presses: int = 5):
     """Stand in front of the TV, facing it, and toggle: every step is a press."""
     base = env.unwrapped
     tv_x, tv_y = env.get_wrapper_attr("cell")
@@ -69,7 +71,7 @@ def forced_presses(env, episodes: int, seed: int, presses: int = 5):
             obs_list.append(obs)
             next_list.append(next_obs)
             obs = next_obs
-    return as_transitions(obs_list, [int(Actions.toggle)] * len(obs_list), next_list, [False] * len(obs_list))
+    return as_transitions(space, obs_list, [int(Actions.toggle)] * len(obs_list), next_list, [False] * len(obs_list))
 
 
 def main() -> None:
@@ -86,7 +88,8 @@ def main() -> None:
     steps = policy_episodes(model, env, args.episodes, args.seed)
     counts = Counter(steps["actions"])
     n = len(steps["actions"])
-    shares = {Actions(a).name: round(c / n, 3) for a, c in sorted(counts.items())}
+    minigrid = isinstance(env.unwrapped, MiniGridEnv)  # other envs (TVGrid) name their actions by index
+    shares = {Actions(a).name if minigrid else a: round(c / n, 3) for a, c in sorted(counts.items())}
     print(f"{args.run}: {n} steps, presses {sum(steps['press'])}; action shares {shares}")
     bonus = getattr(model, "bonus", None)
     if bonus is None:
@@ -94,14 +97,15 @@ def main() -> None:
     # `reset` is the optional hook of recurrent bonuses: a new stream (N = 1 here, 16 in training)
     new_stream = getattr(bonus, "reset", lambda: None)
     new_stream()
-    own = bonus.compute(as_transitions(steps["obs"], steps["actions"], steps["next_obs"], steps["dones"]))
+    recorded = (steps[key] for key in ("obs", "actions", "next_obs", "dones"))
+    own = bonus.compute(as_transitions(model.observation_space, *recorded))
     try:
         env.get_wrapper_attr("cell")
     except AttributeError:  # no TV in this env: the policy's own steps only
         print(f"  raw bonus: the policy's own steps {own.mean():.4g}")
         return
     new_stream()
-    forced = bonus.compute(forced_presses(env, args.episodes, args.seed + 10_000))
+    forced = bonus.compute(forced_presses(env, model.observation_space, args.episodes, args.seed + 10_000))
     print(f"  raw bonus: forced presses {forced.mean():.4g} (n={forced.size}), the policy's own steps "
           f"{own.mean():.4g}, ratio {forced.mean() / own.mean():.2f}")
 

@@ -35,9 +35,9 @@ NB = 2000  # bootstrap resamples: stable enough percentiles, fast
 MG = "MiniGrid-DoorKey-5x5-v0"
 
 
-def make_run(root, env=MG, final=None, **kwargs):
+def make_run(root, env=MG, **kwargs):
     """A finished run on MiniGrid DoorKey-5x5 by default, coverage 3 cells."""
-    return _make_run(root, env=env, coverage=3.0, final=final, **kwargs)
+    return _make_run(root, env=env, coverage=3.0, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------------------

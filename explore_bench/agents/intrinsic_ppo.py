@@ -14,6 +14,7 @@ value loss `mse(returns, values)` is `0.5 * (MSE_ext + MSE_int)`, exactly the RN
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -220,9 +221,9 @@ class IntrinsicPPO(PPO):
             self._last_obs = new_obs
             self._last_episode_starts = dones
 
-        batch = self.recorder.transitions()
-        # The behaviour policy's log-probabilities, for bonuses that weigh by pi_old (empowerment's sources)
-        batch.infos["log_prob"] = rollout_buffer.log_probs
+        # With the behaviour policy's log-probabilities, for bonuses that weigh by pi_old (empowerment's sources)
+        recorded = self.recorder.transitions()
+        batch = replace(recorded, infos={**recorded.infos, "log_prob": rollout_buffer.log_probs})
         raw = self.bonus.compute(batch)
         first = None if self.first_visit is None else self.first_visit.mask(batch)
         paid = raw if first is None else raw * first
