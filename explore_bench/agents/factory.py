@@ -42,7 +42,9 @@ def _recurrent_ppo():
 
 
 ALGORITHMS = {"ppo": lambda: PPO, "a2c": lambda: A2C, "dqn": lambda: DQN, "recurrent_ppo": _recurrent_ppo}
-_AGENT_KEYS = {"algo", "policy", "n_envs", "hyperparameters", "policy_kwargs", "intrinsic", "reward_wrapper"}
+#: Standalone explorers (no gradient agent, no bonus): their settings are the agent file's `explorer` mapping.
+EXPLORER_ALGOS = ("go_explore",)
+_AGENT_KEYS = {"algo", "policy", "n_envs", "hyperparameters", "policy_kwargs", "intrinsic", "reward_wrapper", "explorer"}
 
 
 class ConfigError(ValueError):
@@ -64,8 +66,8 @@ def agent_config(name: str) -> dict[str, Any]:
     unknown = set(config) - _AGENT_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; expected keys among {sorted(_AGENT_KEYS)}")
-    if config.get("algo") not in ALGORITHMS:
-        raise ConfigError(f"{path}: key 'algo' must be one of {sorted(ALGORITHMS)}, got {config.get('algo')!r}")
+    if config.get("algo") not in (*ALGORITHMS, *EXPLORER_ALGOS):
+        raise ConfigError(f"{path}: key 'algo' must be one of {sorted((*ALGORITHMS, *EXPLORER_ALGOS))}, got {config.get('algo')!r}")
     return config
 
 
@@ -96,6 +98,8 @@ def resolve_config(
     if bonus is not None:
         bonus_class(bonus)  # unknown bonus names fail here, listing the valid ones
     base = agent_config(agent)
+    if bonus is not None and base["algo"] in EXPLORER_ALGOS:
+        raise ConfigError(f"agent {agent!r} is a standalone explorer ({base['algo']}): it takes no bonus, got {bonus!r}")
     config = {
         "env": env,
         "agent": agent,

@@ -9,10 +9,13 @@ Public API::
     obs, info = env.reset()                       # first reset uses seed=0, later ones continue its RNG
     env_family("MiniGrid-DoorKey-8x8-v0")         # "minigrid"
     env_family("TVGrid-Remote-v0")                # "tvgrid"
+    frames_per_step("Atari-MontezumaRevenge-v0")  # 4: emulator frames per agent step (1 outside Atari)
 
 Families: ``minigrid`` (the MiniGrid hard-exploration set, plus ``MiniGrid-DoorKey-8x8-NoisyTV-v0``, DoorKey-8x8
 with a remote noisy TV on a wall of the start room) and ``tvgrid`` (the noisy-TV gridworld ``TVGrid-<Mode>-v0``
-of ``explore_bench.envs.tvgrid``, flat one-hot observations, no reward: an exploration-only world).
+of ``explore_bench.envs.tvgrid``, flat one-hot observations, no reward: an exploration-only world) and ``atari``
+(``Atari-<Game>-v0``: the hard-exploration games under the Machado et al. 2018 protocol, ``explore_bench.envs.atari``;
+needs the ``atari`` extra, ale-py, to build).
 
 Every id is also registered with gymnasium under the ``explore_bench`` namespace on import of this package::
 
@@ -25,7 +28,7 @@ Both routes give the same wrapped env (see ``explore_bench.envs.minigrid``). Wit
 
 (``make_vec_env`` seeds each sub-env with ``seed + rank`` itself; leave ``make_env``'s ``seed`` unset there.)
 
-Importing this package imports neither stable_baselines3 nor torch (nor minigrid, until an env is built).
+Importing this package imports neither stable_baselines3 nor torch (nor minigrid or ale-py, until an env is built).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from explore_bench.envs.atari import ATARI_ENVS, FRAMES_PER_STEP, make_atari
+from explore_bench.envs.atari import FAMILY as _ATARI
 from explore_bench.envs.minigrid import FAMILY as _MINIGRID
 from explore_bench.envs.minigrid import MINIGRID_ENVS, make_minigrid
 from explore_bench.envs.tvgrid import FAMILY as _TVGRID
@@ -55,6 +60,7 @@ __all__ = [
     "SeedOnFirstReset",
     "TVGridEnv",
     "env_family",
+    "frames_per_step",
     "list_envs",
     "make_env",
     "record_tvgrid",
@@ -68,6 +74,7 @@ NAMESPACE = "explore_bench"
 _CATALOGUE: dict[str, tuple[str, Any]] = {env_id: (_MINIGRID, make_minigrid) for env_id in MINIGRID_ENVS}
 _CATALOGUE.update({env_id: (_MINIGRID, make_noisy_minigrid) for env_id in NOISY_MINIGRID_ENVS})
 _CATALOGUE.update({env_id: (_TVGRID, make_tvgrid) for env_id in TVGRID_ENVS})
+_CATALOGUE.update({env_id: (_ATARI, make_atari) for env_id in ATARI_ENVS})
 
 
 def list_envs(family: str | None = None) -> list[str]:
@@ -84,8 +91,14 @@ def _lookup(env_id: str) -> tuple[str, Any]:
 
 
 def env_family(env_id: str) -> str:
-    """Family of ``env_id`` (``"minigrid"``, ``"tvgrid"``). Accepts plain or ``explore_bench/``-namespaced ids."""
+    """Family of ``env_id`` (``"minigrid"``, ``"tvgrid"``, ``"atari"``). Accepts plain or ``explore_bench/``-namespaced
+    ids."""
     return _lookup(env_id)[0]
+
+
+def frames_per_step(env_id: str) -> int:
+    """Emulator frames per agent step of ``env_id``: the unit of frame budgets (4 for Atari's frame skip, else 1)."""
+    return FRAMES_PER_STEP if env_family(env_id) == _ATARI else 1
 
 
 def make_env(env_id: str, seed: int | None = None, **kwargs: Any) -> gym.Env:
@@ -111,8 +124,9 @@ def register_envs() -> None:
     for env_id in _CATALOGUE:
         ns_id = f"{NAMESPACE}/{env_id}"
         if ns_id not in gym.registry:
-            # No max_episode_steps: MiniGrid and TVGrid truncate at their own max_steps. make_env's inner gym.make already
-            # applies the env checker and order enforcing; don't stack a second copy on top.
+            # No max_episode_steps: MiniGrid and TVGrid truncate at their own max_steps, Atari at its frame cap.
+            # make_env's inner gym.make already applies the env checker and order enforcing; don't stack a second
+            # copy on top.
             gym.register(
                 id=ns_id,
                 entry_point="explore_bench.envs:make_env",

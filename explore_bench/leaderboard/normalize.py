@@ -15,17 +15,10 @@ Every finished run gets one normalised score from its ``summary.json`` final met
 Any other family (e.g. ``tvgrid``, an exploration-only world with no task score) raises ``ValueError`` naming it;
 ``unscored_envs`` finds such envs beforehand, so that a report can leave them out of cross-env statistics.
 
-Source of the Atari table: none of the specs in ``shared/specs/`` lists random or human Atari scores (go_explore.md
-has none; rdd.md and byol_hindsight.md only mention human-normalised scores), so the values are the standard
-Atari-57 reference scores (uniform-random agent and professional human tester; no-op starts, episodes capped at
-30 min), introduced by Mnih et al. 2015 (Nature DQN; later papers added the games it lacked, e.g. Surround), copied
-from DeepMind's ``google-deepmind/dqn_zoo`` file ``dqn_zoo/atari_data.py``.  The rows kept are the
-hard-exploration games of the Bellemare et al. 2016 taxonomy ("Unifying count-based exploration and intrinsic
-motivation"; also used by Ostrovski et al. 2017 and the RND paper) -- sparse reward: Freeway, Gravitar,
-Montezuma's Revenge, Pitfall!, Private Eye, Solaris, Venture; dense reward: Alien, Amidar, Bank Heist, Frostbite,
-H.E.R.O., Ms. Pac-Man, Q*bert, Surround, Wizard of Wor, Zaxxon -- plus Pong and Breakout as smoke-test games.
-Caveat: the references were measured without sticky actions; our Atari protocol (Machado et al. 2018) uses
-sticky actions, as do the papers that report human-normalised scores under it.
+The Atari reference table, its source and the games it covers are in ``explore_bench.envs.atari``
+(``ATARI_REFERENCE_SCORES``, re-exported here). Caveat: the references were measured without sticky actions; our
+Atari protocol (Machado et al. 2018) uses sticky actions, as do the papers that report human-normalised scores
+under it.
 """
 
 from __future__ import annotations
@@ -36,6 +29,8 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+
+from explore_bench.envs.atari import ATARI_REFERENCE_SCORES
 
 log = logging.getLogger(__name__)
 
@@ -49,33 +44,6 @@ __all__ = [
     "add_normalized_scores",
     "unscored_envs",
 ]
-
-#: ALE game name -> (random score, human score).  See the module docstring for the source.
-ATARI_REFERENCE_SCORES: dict[str, tuple[float, float]] = {
-    # hard exploration, sparse reward
-    "Freeway": (0.0, 29.6),
-    "Gravitar": (173.0, 3351.4),
-    "MontezumaRevenge": (0.0, 4753.3),
-    "Pitfall": (-229.4, 6463.7),
-    "PrivateEye": (24.9, 69571.3),
-    "Solaris": (1236.3, 12326.7),
-    "Venture": (0.0, 1187.5),
-    # hard exploration, dense reward
-    "Alien": (227.8, 7127.7),
-    "Amidar": (5.8, 1719.5),
-    "BankHeist": (14.2, 753.1),
-    "Frostbite": (65.2, 4334.7),
-    "Hero": (1027.0, 30826.4),
-    "MsPacman": (307.3, 6951.6),
-    "Qbert": (163.9, 13455.0),
-    "Surround": (-10.0, 6.5),
-    "WizardOfWor": (563.5, 4756.5),
-    "Zaxxon": (32.5, 9173.3),
-    # smoke-test games
-    "Pong": (-20.7, 14.6),
-    "Breakout": (1.7, 30.5),
-}
-
 
 def _key(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
@@ -93,8 +61,8 @@ def atari_game(env_id: str) -> str | None:
     """The ALE game of an Atari env id, or None if it is not in ``ATARI_REFERENCE_SCORES``.
 
     Accepts 'ALE/MontezumaRevenge-v5', 'MontezumaRevengeNoFrameskip-v4', 'MontezumaRevengeDeterministic-v4',
-    'montezuma_revenge' and namespaced forms of these."""
-    name = re.sub(r"-v\d+$", "", _base_name(env_id))
+    'montezuma_revenge', our catalogue's 'Atari-MontezumaRevenge-v0' and namespaced forms of these."""
+    name = re.sub(r"^Atari-", "", re.sub(r"-v\d+$", "", _base_name(env_id)))
     name = re.sub(r"(NoFrameskip|Deterministic)$", "", name)
     return _ATARI_BY_KEY.get(_key(name))
 

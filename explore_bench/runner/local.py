@@ -108,7 +108,8 @@ def check_builds(specs: list[RunSpec]) -> None:
     folder is written, not a failed run."""
     import torch
 
-    from explore_bench.agents.factory import make_agent
+    from explore_bench.agents.factory import EXPLORER_ALGOS, make_agent
+    from explore_bench.runner.explorer import build_explorer
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # multi-threaded orthogonal init is slower, not faster, on a busy machine
@@ -119,10 +120,12 @@ def check_builds(specs: list[RunSpec]) -> None:
                 continue
             where = f"{spec.source}: " if spec.source else ""
             try:
-                model = make_agent(spec.config)
+                if spec.config["algo"] in EXPLORER_ALGOS:
+                    build_explorer(spec.config).close()
+                else:
+                    make_agent(spec.config).get_env().close()
             except Exception as e:  # noqa: BLE001 - whatever the agent refuses is bad input
                 raise ConfigError(f"{where}run {spec.label}: building the agent failed: {type(e).__name__}: {e}") from None
-            model.get_env().close()
             built.add(spec.config_hash)
     finally:
         torch.set_num_threads(threads)

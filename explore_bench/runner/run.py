@@ -653,56 +653,29 @@ def run_single(
             if leftover.is_file():
                 leftover.unlink()
 
-        t0 = time.time()
         started_at = _now()
-        callback: ProgressCallback | None = None
-        model = None
-        resumed_from = None
+        attempt: dict[str, Any] = {"frames": None, "wall_time_s": 0.0, "t0": time.time()}  # for a failed summary
+        from explore_bench.runner.explorer import EXPLORER_ALGOS, train_explorer  # it builds on this module
+
+        train = train_explorer if config.get("algo") in EXPLORER_ALGOS else _train_agent
         try:
-            model, state, stem = _resume(config, run_dir, tb_dir, device, verbose)
-            if model is not None:
-                resumed_from = int(model.num_timesteps)
-                rows = [r for r in _read_rows(run_dir) if r["frames"] <= resumed_from]
-                write_progress(run_dir / PROGRESS_FILE, rows)  # drop rows logged after the checkpoint
-                prev = ", ".join(run_commits(state)) or UNKNOWN_COMMIT
-                log_event(run_dir, f"resumed from {stem}.* at {resumed_from} frames (trained so far by {prev}; "
-                                   f"now {git_commit() or UNKNOWN_COMMIT}{' dirty' if git_dirty() else ''})")
-            else:
-                if _read_rows(run_dir):
-                    log_event(run_dir, "no usable checkpoint: restarting from zero frames (progress rows dropped)")
-                model = make_agent(config, tensorboard_log=tb_dir, verbose=verbose, device=device)
-                state, rows = {}, []
-                write_progress(run_dir / PROGRESS_FILE, rows)
-            callback = ProgressCallback(
-                run_dir, log_every, checkpoint_every, final_window, rows=rows, state=state,
-                wall_time_before=float(state.get("wall_time_s") or 0.0),
-            )
-            remaining = frames_budget - int(model.num_timesteps)
-            if remaining > 0:
-                model.learn(
-                    total_timesteps=remaining,
-                    callback=callback,
-                    reset_num_timesteps=False,
-                    progress_bar=progress_bar,
-                    tb_log_name="run",
-                )
-            else:
-                callback.init_callback(model)
-            callback.finish()
+            result = train(config, run_dir, attempt, log_every=log_every, checkpoint_every=checkpoint_every,
+                           final_window=final_window, tb_dir=tb_dir, progress_bar=progress_bar, verbose=verbose,
+                           device=device)
             summary = {
                 "status": "finished",
                 **_summary_base(config),
-                "frames": int(model.num_timesteps),
+                "frames": result["frames"],
                 "frames_budget": frames_budget,
-                "wall_time_s": callback.wall_time,
-                "final": callback.final_metrics(),
-                "n_episodes": callback.n_episodes,
-                "resumed_from": resumed_from,
+                "wall_time_s": result["wall_time_s"],
+                "final": result["final"],
+                "n_episodes": result.get("n_episodes"),
+                "resumed_from": result["resumed_from"],
                 "config": config,
                 "config_hash": chash,
                 "git_commit": git_commit(),
-                "git_commits": callback.git_commits,
-                "git_dirty": callback.git_dirty if git_commit() else None,
+                "git_commits": result["git_commits"],
+                "git_dirty": result["git_dirty"] if git_commit() else None,
                 "versions": versions(),
                 "events": read_events(run_dir),
                 "started_at": started_at,
@@ -711,12 +684,65 @@ def run_single(
             atomic_write_json(run_dir / SUMMARY_FILE, summary)
             return summary
         except Exception as e:  # noqa: BLE001 - any training error becomes a failed run, the suite goes on
-            frames = int(model.num_timesteps) if model is not None else None
-            wall = callback.wall_time if callback is not None else time.time() - t0
-            return write_failed_summary(run_dir, config, f"{type(e).__name__}: {e}", frames, wall, traceback.format_exc())
+            wall = attempt["wall_time_s"] or time.time() - attempt["t0"]
+            return write_failed_summary(run_dir, config, f"{type(e).__name__}: {e}", attempt["frames"], wall, traceback.format_exc())
         finally:
-            _close_env(model)
             torch.set_num_threads(previous_threads)
+
+
+def _train_agent(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, Any], *, log_every: int, checkpoint_every: int,
+                 final_window: int, tb_dir: str | None, progress_bar: bool, verbose: int, device: str) -> dict[str, Any]:
+    """Train (or resume) an SB3 agent into ``run_dir``; the run's part of the summary. ``attempt`` is kept up to date
+    with the frames and wall time so far, for the summary of a failure."""
+    callback: ProgressCallback | None = None
+    model = None
+    try:
+        model, state, stem = _resume(config, run_dir, tb_dir, device, verbose)
+        resumed_from = None
+        if model is not None:
+            resumed_from = int(model.num_timesteps)
+            rows = [r for r in _read_rows(run_dir) if r["frames"] <= resumed_from]
+            write_progress(run_dir / PROGRESS_FILE, rows)  # drop rows logged after the checkpoint
+            prev = ", ".join(run_commits(state)) or UNKNOWN_COMMIT
+            log_event(run_dir, f"resumed from {stem}.* at {resumed_from} frames (trained so far by {prev}; "
+                               f"now {git_commit() or UNKNOWN_COMMIT}{' dirty' if git_dirty() else ''})")
+        else:
+            if _read_rows(run_dir):
+                log_event(run_dir, "no usable checkpoint: restarting from zero frames (progress rows dropped)")
+            model = make_agent(config, tensorboard_log=tb_dir, verbose=verbose, device=device)
+            state, rows = {}, []
+            write_progress(run_dir / PROGRESS_FILE, rows)
+        callback = ProgressCallback(
+            run_dir, log_every, checkpoint_every, final_window, rows=rows, state=state,
+            wall_time_before=float(state.get("wall_time_s") or 0.0),
+        )
+        remaining = int(config["frames"]) - int(model.num_timesteps)
+        if remaining > 0:
+            model.learn(
+                total_timesteps=remaining,
+                callback=callback,
+                reset_num_timesteps=False,
+                progress_bar=progress_bar,
+                tb_log_name="run",
+            )
+        else:
+            callback.init_callback(model)
+        callback.finish()
+        return {
+            "frames": int(model.num_timesteps),
+            "wall_time_s": callback.wall_time,
+            "final": callback.final_metrics(),
+            "n_episodes": callback.n_episodes,
+            "resumed_from": resumed_from,
+            "git_commits": callback.git_commits,
+            "git_dirty": callback.git_dirty,
+        }
+    finally:
+        if model is not None:
+            attempt["frames"] = int(model.num_timesteps)
+        if callback is not None:
+            attempt["wall_time_s"] = callback.wall_time
+        _close_env(model)
 
 
 class _RunLock:

@@ -35,7 +35,14 @@ from typing import Any, Mapping
 
 import yaml
 
-from explore_bench.agents.factory import ALGORITHMS, ConfigError, apply_overrides, list_agents, resolve_config
+from explore_bench.agents.factory import (
+    ALGORITHMS,
+    EXPLORER_ALGOS,
+    ConfigError,
+    apply_overrides,
+    list_agents,
+    resolve_config,
+)
 from explore_bench.bonuses import list_bonuses
 from explore_bench.bonuses.registry import bonus_class, is_mixture_expression
 from explore_bench.envs import NAMESPACE, list_envs
@@ -273,8 +280,8 @@ def _check_override_values(base: Mapping[str, Any], overrides: Mapping[str, Any]
         if expected is not None:
             raise ConfigError(f"{prefix}override {_short(key)}: expected {expected} (the default is "
                               f"{_short(node[parts[-1]])}), got {_describe(value)}")
-    if "algo" in overrides and overrides["algo"] not in ALGORITHMS:
-        raise ConfigError(f"{prefix}override 'algo': expected one of {sorted(ALGORITHMS)}, "
+    if "algo" in overrides and overrides["algo"] not in (*ALGORITHMS, *EXPLORER_ALGOS):
+        raise ConfigError(f"{prefix}override 'algo': expected one of {sorted((*ALGORITHMS, *EXPLORER_ALGOS))}, "
                           f"got {_describe(overrides['algo'])}")
 
 
@@ -348,7 +355,7 @@ def make_run_spec(
     except ConfigError as e:
         raise ConfigError(f"{prefix}{e}") from None
     n_envs = config.get("n_envs")
-    if not _is_int(n_envs) or not 0 < n_envs <= 4096:  # SB3 fails on 0 with a bare IndexError
+    if config["algo"] not in EXPLORER_ALGOS and (not _is_int(n_envs) or not 0 < n_envs <= 4096):  # SB3 fails on 0 with a bare IndexError
         where = "override 'n_envs'" if "n_envs" in overrides else f"agent {agent!r}: key 'n_envs'"
         raise ConfigError(f"{prefix}{where}: expected a number of parallel envs from 1 to 4096, "
                           f"got {_describe(n_envs)}")

@@ -1,0 +1,303 @@
+"""Go-Explore phase 1 (shared/specs/go_explore.md §11): cells, update rule, weights, counters, determinism,
+resume, the MiniGrid acceptance test, and the runner's bad-input errors."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from explore_bench.agents.factory import ConfigError
+from explore_bench.agents.go_explore import (
+    Cell,
+    GoExplore,
+    GoExploreConfig,
+    StepResult,
+    accepts,
+    explore_from,
+    make_domain,
+    selection_weights,
+)
+from explore_bench.bonuses.go_explore_cells import area_weights, downscale_cell
+
+MINIGRID = GoExploreConfig(batch_size=20, explore_steps=50, repeat_prob=2 / 3)
+
+
+# ------------------------------------------------------------------------------------------------------- cells
+def test_cell_of_a_screen_is_8x11_with_levels_0_to_8():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (210, 160), dtype=np.uint8)
+    cell = downscale_cell(frame)
+    assert cell.shape == (8, 11) and cell.dtype == np.uint8
+    assert cell.min() >= 0 and cell.max() <= 8
+    assert downscale_cell(np.full((210, 160), 255, np.uint8)).min() == 8  # pure white is the 9th level
+    assert downscale_cell(np.full((210, 160), 254, np.uint8)).max() == 7
+    assert np.array_equal(downscale_cell(frame), downscale_cell(frame.copy()))
+
+
+def test_area_weights_average_their_span():
+    w = area_weights(210, 8)
+    assert w.shape == (8, 210)
+    np.testing.assert_allclose(w.sum(1), 1.0, rtol=1e-6)
+    # an image that is a ramp along x: each output column is the mean of its exact source span
+    ramp = np.tile(np.arange(160, dtype=np.uint8), (210, 1))
+    expected = [np.mean(np.arange(160)[int(np.floor(i * 160 / 11)) : int(np.ceil((i + 1) * 160 / 11))]) for i in range(11)]
+    small = area_weights(210, 8) @ ramp.astype(np.float32) @ area_weights(160, 11).T
+    np.testing.assert_allclose(small[0], expected, atol=0.75)  # boundary pixels count by overlap, not whole
+
+
+def test_one_pixel_changed_by_one_leaves_the_cell_unchanged_almost_always():
+    rng = np.random.default_rng(1)
+    same = 0
+    for _ in range(300):
+        frame = rng.integers(1, 255, (210, 160), dtype=np.uint8)
+        other = frame.copy()
+        y, x = rng.integers(210), rng.integers(160)
+        other[y, x] = int(frame[y, x]) + int(rng.choice([-1, 1]))
+        same += np.array_equal(downscale_cell(frame), downscale_cell(other))
+    assert same / 300 >= 0.99
+
+
+# -------------------------------------------------------------------------------------------- archive rules
+@pytest.mark.parametrize("cell, score, length, expected", [
+    (None, 0.0, 10, True),                       # new key
+    (Cell(100.0, 50, None, b""), 200.0, 90, True),    # higher score replaces
+    (Cell(100.0, 50, None, b""), 100.0, 40, True),    # equal score, shorter replaces
+    (Cell(100.0, 50, None, b""), 100.0, 60, False),   # equal score, longer is rejected
+    (Cell(100.0, 50, None, b""), 0.0, 10, False),     # lower score, shorter is rejected
+])
+def test_update_rule(cell, score, length, expected):
+    assert accepts(cell, score, length) is expected
+
+
+def test_selection_weights():
+    np.testing.assert_allclose(selection_weights([0, 3], [0, 0], [0, 0], "nature"), [1.0, 0.5])
+    assert selection_weights([0], [0], [0], "ge2019")[0] == pytest.approx(99.03, abs=0.01)
+    with pytest.raises(ValueError, match="nature"):
+        selection_weights([0], [0], [0], "uniform")
+
+
+class Chain:
+    """A deterministic corridor 0..n-1 for counter tests: action 1 moves right, 0 left; reward 1 on entering n-1,
+    which is terminal."""
+
+    n_actions = 2
+    frames_per_step = 1
+
+    def __init__(self, n: int = 6, script: list[int] | None = None) -> None:
+        self.n, self.pos, self.script = n, 0, script
+
+    def reset(self) -> StepResult:
+        self.pos = 0
+        return StepResult(0, 0.0, False, False, 0)
+
+    def step(self, action: int) -> StepResult:
+        self.pos = min(max(self.pos + (1 if action == 1 else -1), 0), self.n - 1)
+        end = self.pos == self.n - 1
+        return StepResult(self.pos, float(end), end, False, self.pos)
+
+    def snapshot(self) -> int:
+        return self.pos
+
+    def restore(self, snapshot: int) -> None:
+        self.pos = snapshot
+
+
+class Scripted:
+    """A random generator stand-in that replays fixed actions: `integers` returns the script, `random` never repeats."""
+
+    def __init__(self, actions: list[int]) -> None:
+        self.actions = list(actions)
+
+    def random(self) -> float:
+        return 1.0
+
+    def integers(self, n: int) -> int:
+        return self.actions.pop(0)
+
+
+def test_counters_of_a_three_step_trajectory_with_a_revisit():
+    explorer = GoExplore("chain", config=GoExploreConfig(batch_size=1, explore_steps=3, reset_cell_on_update=False), domain=Chain())
+    start = explorer.archive[0]
+    # 0 -> 1 -> 0 -> 1: cell 1 is new (seen once: first visit only), the start cell is revisited (no increment)
+    traj = explore_from(explorer.domain, 0, start, {0: (0.0, 0)}, Scripted([1, 0, 1]), 3, 0.0, True, 100)
+    assert traj.visits == [1] and [c[0] for c in traj.candidates] == [1]
+    assert explorer.apply(traj) == {1}
+    assert (start.seen, start.chosen, start.chosen_since_new) == (1, 1, 0)  # a new cell resets chosen_since_new
+    assert (explorer.archive[1].seen, explorer.archive[1].traj_len, explorer.archive[1].actions) == (1, 1, bytes([1]))
+    # again from cell 0: nothing new, so chosen_since_new keeps counting
+    traj = explore_from(explorer.domain, 0, start, {0: (0.0, 0), 1: (0.0, 1)}, Scripted([1, 0, 0]), 3, 0.0, True, 100)
+    assert traj.candidates == [] and explorer.apply(traj) == set()
+    assert (start.seen, start.chosen, start.chosen_since_new) == (2, 2, 1)
+    assert explorer.archive[1].seen == 2
+
+
+def test_reset_cell_on_update_zeroes_the_counters_of_new_cells_after_the_batch():
+    explorer = GoExplore("chain", seed=0, config=GoExploreConfig(batch_size=4, explore_steps=3), domain=Chain())
+    explorer.iteration()
+    new = [c for k, c in explorer.archive.items() if k != 0]
+    assert new and all(c.seen == c.chosen == c.chosen_since_new == 0 for c in new)
+
+
+def test_terminal_states_are_never_archived_and_a_solved_task_is_the_demonstration():
+    explorer = GoExplore("chain", seed=0, config=GoExploreConfig(batch_size=10, explore_steps=10, repeat_prob=0.5), domain=Chain())
+    explorer.run(2000)
+    assert 5 not in explorer.archive  # the terminal end of the corridor
+    assert explorer.solved_at is not None and explorer.max_score == 1.0
+    demo = explorer.demonstration()
+    assert demo["terminal"] and demo["score"] == 1.0
+    chain = Chain()
+    chain.reset()
+    results = [chain.step(a) for a in demo["actions"]]
+    assert results[-1].terminal and sum(r.reward for r in results) == 1.0
+
+
+def test_archive_max_score_and_cells_never_decrease():
+    explorer = GoExplore("MiniGrid-DoorKey-8x8-v0", seed=0, config=MINIGRID)
+    history = [explorer.iteration() for _ in range(15)]
+    assert all(a.cells <= b.cells and a.max_score <= b.max_score for a, b in zip(history, history[1:]))
+
+
+# ------------------------------------------------------------------------------------------- determinism
+def _fingerprint(explorer: GoExplore):
+    return [(k, c.score, c.traj_len, c.actions, c.seen, c.chosen) for k, c in explorer.archive.items()]
+
+
+def test_same_seed_same_archive_with_one_or_two_workers():
+    runs = []
+    for workers in (1, 2, 1):
+        explorer = GoExplore("MiniGrid-DoorKey-8x8-v0", seed=5, config=GoExploreConfig(**{**MINIGRID.__dict__, "workers": workers}))
+        for _ in range(3):
+            explorer.iteration()
+        explorer.close()
+        runs.append(_fingerprint(explorer))
+    assert runs[0] == runs[1] == runs[2]
+    other = GoExplore("MiniGrid-DoorKey-8x8-v0", seed=6, config=MINIGRID)
+    for _ in range(3):
+        other.iteration()
+    assert _fingerprint(other) != runs[0]
+
+
+def test_minigrid_snapshot_and_replayed_actions_reach_the_same_cell():
+    explorer = GoExplore("MiniGrid-DoorKey-8x8-v0", seed=0, config=MINIGRID)
+    for _ in range(5):
+        explorer.iteration()
+    key, cell = max(explorer.archive.items(), key=lambda kv: kv[1].traj_len)
+    domain = make_domain("MiniGrid-DoorKey-8x8-v0", 0)
+    domain.reset()
+    replayed = [domain.step(a) for a in cell.actions]
+    assert replayed[-1].key == key
+    domain.restore(cell.snapshot)
+    assert domain._key() == key
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_atari_snapshot_and_replayed_actions_reproduce_the_screen(seed):
+    """Returning by restore and returning by replaying the cell's actions from reset are the same state: the cell's
+    key is reached, and any actions taken afterwards give identical screens."""
+    pytest.importorskip("ale_py")
+    explorer = GoExplore("Atari-MontezumaRevenge-v0", seed=seed, config=GoExploreConfig(batch_size=10))
+    explorer.iteration()
+    key, cell = max(explorer.archive.items(), key=lambda kv: kv[1].traj_len)
+    after = np.random.default_rng(seed).integers(explorer.domain.n_actions, size=30)
+    domain = explorer.domain
+    domain.restore(cell.snapshot)
+    restored = [domain.step(a) for a in after]
+    restored_screen = domain.screen().copy()
+    domain.reset()
+    replayed = [domain.step(a) for a in cell.actions]
+    assert replayed[-1].key == key
+    replayed = [domain.step(a) for a in after]
+    assert [r.key for r in replayed] == [r.key for r in restored]
+    assert np.array_equal(domain.screen(), restored_screen)
+
+
+# ------------------------------------------------------------------------------------------ behaviour
+@pytest.mark.parametrize("env_id, steps", [("MiniGrid-DoorKey-8x8-v0", 100_000), ("MiniGrid-MultiRoom-N4-S5-v1", 500_000)])
+def test_minigrid_reaches_the_goal_within_the_spec_steps(env_id, steps):
+    for seed in (0, 1, 2):
+        explorer = GoExplore(env_id, seed=seed, config=MINIGRID)
+        while explorer.solved_at is None and explorer.frames < steps:
+            explorer.iteration()
+        assert explorer.solved_at is not None and explorer.solved_at <= steps, (env_id, seed, explorer.frames)
+
+
+# ------------------------------------------------------------------------------------------ runner
+def _config(frames: int, **explorer):
+    from explore_bench.agents.factory import resolve_config
+
+    config = resolve_config("MiniGrid-DoorKey-8x8-v0", "go_explore", None, 0, frames)
+    config["explorer"].update({"batch_size": 20, "explore_steps": 50, "repeat_prob": 2 / 3, **explorer})
+    return config
+
+
+def test_run_folder_and_resume_after_a_kill_give_the_uninterrupted_result(tmp_path, monkeypatch):
+    from explore_bench.runner.run import run_single
+
+    config = _config(30_000)
+    whole = run_single(config, tmp_path / "whole", log_every=5000, checkpoint_every=5000)
+    assert whole["status"] == "finished" and whole["final"]["success"] == 1.0
+    assert whole["agent"] == "go_explore" and whole["bonus"] is None
+    for name in ("progress.csv", "archive.csv", "demo.json", "config.json", "checkpoint.archive.pkl"):
+        assert (tmp_path / "whole" / name).exists(), name
+    demo = json.loads((tmp_path / "whole" / "demo.json").read_text())
+    assert demo["terminal"] and demo["score"] == whole["final"]["return"]
+
+    calls = {"n": 0}
+    original = GoExplore.iteration
+
+    def killed_after_twelve(self):
+        calls["n"] += 1
+        if calls["n"] > 12:
+            raise RuntimeError("killed")
+        return original(self)
+
+    monkeypatch.setattr(GoExplore, "iteration", killed_after_twelve)
+    failed = run_single(config, tmp_path / "killed", log_every=5000, checkpoint_every=5000)
+    assert failed["status"] == "failed" and "killed" in failed["error"]
+    monkeypatch.setattr(GoExplore, "iteration", original)
+    resumed = run_single(config, tmp_path / "killed", log_every=5000, checkpoint_every=5000)
+    assert resumed["status"] == "finished" and 0 < resumed["resumed_from"] < 30_000
+    assert any("resumed from" in e for e in resumed["events"])
+    assert {k: resumed["final"][k] for k in ("return", "cells", "coverage", "solved_at")} == \
+           {k: whole["final"][k] for k in ("return", "cells", "coverage", "solved_at")}
+    with open(tmp_path / "killed" / "checkpoint.archive.pkl", "rb") as f:
+        a = pickle.load(f)["explorer"]["archive"]
+    with open(tmp_path / "whole" / "checkpoint.archive.pkl", "rb") as f:
+        b = pickle.load(f)["explorer"]["archive"]
+    assert list(a) == list(b)
+
+
+def test_bad_explorer_input_gets_clear_errors(tmp_path):
+    from explore_bench.agents.factory import resolve_config
+    from explore_bench.runner.explorer import build_explorer
+
+    with pytest.raises(ConfigError, match="standalone explorer.*no bonus"):
+        resolve_config("MiniGrid-DoorKey-8x8-v0", "go_explore", "rnd", 0, 1000)
+    with pytest.raises(TypeError, match="unknown explorer setting.*batch"):
+        build_explorer({**_config(1000), "explorer": {"batchsize": 3}})
+    with pytest.raises(ValueError, match="repeat_prob"):
+        build_explorer(_config(1000, repeat_prob=1.5))
+    with pytest.raises(KeyError, match="snapshot"):
+        make_domain("TVGrid-Remote-v0")
+
+
+# ------------------------------------------------------------------------------------------ bonus
+def test_cell_bonus_counts_the_newest_frame_of_a_stack():
+    import gymnasium as gym
+
+    from explore_bench.bonuses import Transitions, make_bonus
+
+    space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    bonus = make_bonus("go_explore_cells", space, gym.spaces.Discrete(18), beta=0.01)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (3, 84, 84), dtype=np.uint8)
+    obs = np.zeros((3, 1, 4, 84, 84), np.uint8)
+    obs[:, 0, -1] = frames[[0, 1, 0]]  # the newest frames: A, B, A
+    obs[1, 0, 0] = 255  # an older frame of the stack differs: not part of the cell
+    batch = Transitions(obs, np.zeros((3, 1), np.int64), obs, np.zeros((3, 1), bool))
+    np.testing.assert_allclose(bonus.compute(batch)[:, 0], [0.01, 0.01, 0.01 / np.sqrt(2)], rtol=1e-6)
+    cells = downscale_cell(frames)
+    assert not np.array_equal(cells[0], cells[1])
