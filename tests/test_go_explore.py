@@ -20,7 +20,8 @@ from explore_bench.agents.go_explore import (
     make_domain,
     selection_weights,
 )
-from explore_bench.bonuses.go_explore_cells import area_weights, downscale_cell
+from explore_bench.bonuses.go_explore_cells import downscale_cell
+from explore_bench.imaging import area_band, area_resize
 
 MINIGRID = GoExploreConfig(batch_size=20, explore_steps=50, repeat_prob=2 / 3)
 
@@ -37,15 +38,19 @@ def test_cell_of_a_screen_is_8x11_with_levels_0_to_8():
     assert np.array_equal(downscale_cell(frame), downscale_cell(frame.copy()))
 
 
-def test_area_weights_average_their_span():
-    w = area_weights(210, 8)
-    assert w.shape == (8, 210)
-    np.testing.assert_allclose(w.sum(1), 1.0, rtol=1e-6)
-    # an image that is a ramp along x: each output column is the mean of its exact source span
-    ramp = np.tile(np.arange(160, dtype=np.uint8), (210, 1))
-    expected = [np.mean(np.arange(160)[int(np.floor(i * 160 / 11)) : int(np.ceil((i + 1) * 160 / 11))]) for i in range(11)]
-    small = area_weights(210, 8) @ ramp.astype(np.float32) @ area_weights(160, 11).T
-    np.testing.assert_allclose(small[0], expected, atol=0.75)  # boundary pixels count by overlap, not whole
+def test_area_resize_averages_each_span_weighting_boundary_pixels_by_overlap():
+    index, weight = area_band(210, 8)
+    np.testing.assert_allclose(weight.sum(0), 1.0, rtol=1e-6)
+    ramp = np.tile(np.arange(160, dtype=np.float64), (210, 1))
+    small = area_resize(ramp, 8, 11)
+    assert small.shape == (8, 11)
+    scale = 160 / 11
+    for i in range(11):  # the exact integral of the ramp's pixels over [i * scale, (i + 1) * scale)
+        lo, hi = i * scale, (i + 1) * scale
+        pixels = np.arange(int(np.floor(lo)), int(np.ceil(hi)))
+        overlap = np.minimum(pixels + 1, hi) - np.maximum(pixels, lo)
+        assert small[0, i] == pytest.approx((pixels * overlap).sum() / scale, rel=1e-5)
+    np.testing.assert_allclose(area_resize(np.full((3, 210, 160), 7.0), 84, 84), 7.0, rtol=1e-6)
 
 
 def test_one_pixel_changed_by_one_leaves_the_cell_unchanged_almost_always():

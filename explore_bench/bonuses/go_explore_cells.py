@@ -13,8 +13,6 @@ Counting (lifelong, update-then-query per transition in time order) is the `coun
 
 from __future__ import annotations
 
-import functools
-
 import gymnasium as gym
 import numpy as np
 import torch
@@ -23,21 +21,7 @@ from explore_bench.bonuses.base import Transitions
 from explore_bench.bonuses.count import Count
 from explore_bench.bonuses.counting import hash_rows, to_numpy
 from explore_bench.bonuses.registry import register_bonus
-
-
-@functools.lru_cache(maxsize=32)
-def area_weights(src: int, dst: int) -> np.ndarray:
-    """`(dst, src)` float32 matrix of area interpolation: output pixel i averages the source span
-    `[i * src / dst, (i + 1) * src / dst)`, boundary pixels weighted by their overlap (OpenCV's INTER_AREA).
-
-    Written by hand because the only library resize with area weights here would be OpenCV, a large dependency
-    for two small matrix products; separable matrices are also about 5x faster than a generic resize.
-    """
-    scale = src / dst
-    lo = np.arange(dst)[:, None] * scale
-    j = np.arange(src)[None, :]
-    overlap = np.clip(np.minimum(lo + scale, j + 1) - np.maximum(lo, j), 0.0, None)
-    return (overlap / scale).astype(np.float32)
+from explore_bench.imaging import area_resize
 
 
 def downscale_cell(gray: np.ndarray, width: int = 11, height: int = 8, levels: int = 8) -> np.ndarray:
@@ -47,9 +31,7 @@ def downscale_cell(gray: np.ndarray, width: int = 11, height: int = 8, levels: i
     frames = np.asarray(gray)
     if frames.ndim not in (2, 3):
         raise ValueError(f"downscale_cell expects (H, W) or (B, H, W) grey frames, got shape {frames.shape}")
-    h, w = frames.shape[-2:]
-    small = area_weights(h, height) @ frames.astype(np.float32) @ area_weights(w, width).T
-    return np.floor(np.rint(small) / 255.0 * levels).astype(np.uint8)
+    return np.floor(np.rint(area_resize(frames, height, width)) / 255.0 * levels).astype(np.uint8)
 
 
 @register_bonus("go_explore_cells")

@@ -77,6 +77,8 @@ from typing import Any, Callable, Hashable
 import gymnasium as gym
 import numpy as np
 
+from explore_bench.imaging import area_resize
+
 FAMILY = "atari"
 
 #: emulator frames per agent step (frame skip)
@@ -204,40 +206,17 @@ def room_of(game: str, ram: np.ndarray) -> Hashable | None:
     return None if fn is None else fn(ram)
 
 
-def _area_band(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Area-resize weights of one axis as a band: ``(index, weight)``, both ``(k, n_out)``, such that output pixel
-    ``i`` is ``sum_j weight[j, i] * input[index[j, i]]``, the average of the input interval it covers (``k`` is the
-    most input pixels one output pixel overlaps; unused slots have weight 0)."""
-    scale = n_in / n_out
-    lo = np.arange(n_out) * scale
-    first = np.floor(lo).astype(np.int64)
-    k = int((np.ceil(lo + scale - 1e-9) - first).max())
-    index = first[None, :] + np.arange(k)[:, None]
-    overlap = np.minimum(index + 1, lo + scale) - np.maximum(index, lo)
-    weight = np.where(index < n_in, np.clip(overlap, 0.0, None), 0.0) / scale
-    return np.minimum(index, n_in - 1), weight.astype(np.float32)
-
-
 class AreaResize(gym.ObservationWrapper):
-    """Resize 2-D uint8 frames to ``(size, size)`` by pixel-area averaging (cv2's ``INTER_AREA``), in numpy.
-
-    Separable and banded: weighted row gathers, then column gathers, three each for the 210x160 screen (about
-    0.1 ms a frame; a dense matrix product was slower here and, with OpenBLAS threads on a busy machine, erratic).
-    It matches the C++ preprocessing of ale-py's vector env (OpenCV's ``INTER_AREA``) to within one grey level."""
+    """Resize 2-D uint8 frames to ``(size, size)`` by pixel-area averaging (cv2's ``INTER_AREA``, see
+    ``explore_bench.imaging``), rounded to uint8."""
 
     def __init__(self, env: gym.Env, size: int = SCREEN_SIZE):
         super().__init__(env)
-        height, width = env.observation_space.shape
-        self._rows, row_w = _area_band(height, size)
-        self._cols, col_w = _area_band(width, size)
-        self._row_w, self._col_w = row_w[:, :, None], col_w[None]
+        self.size = int(size)
         self.observation_space = gym.spaces.Box(0, 255, (size, size), np.uint8)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
-        frame = observation.astype(np.float32)
-        rows = (self._row_w * frame[self._rows]).sum(0)  # (size, width)
-        out = (self._col_w * rows[:, self._cols]).sum(1)  # (size, size)
-        return np.rint(out, out=out).astype(np.uint8)
+        return np.rint(area_resize(observation, self.size, self.size)).astype(np.uint8)
 
 
 class AtariStats(gym.Wrapper):
@@ -295,11 +274,13 @@ class AtariStats(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-def make_atari(env_id: str, max_episode_frames: int = MAX_EPISODE_FRAMES, **kwargs: Any) -> gym.Env:
+def make_atari(env_id: str, max_episode_frames: int = MAX_EPISODE_FRAMES, clip_rewards: bool = False,
+               **kwargs: Any) -> gym.Env:
     """Build catalogue env ``env_id`` with the protocol and wrappers of the module docstring (no seeding; see
     ``make_env``).
 
-    ``max_episode_frames``: the episode cap in emulator frames (default 108,000). ``kwargs`` go to ale-py's
+    ``max_episode_frames``: the episode cap in emulator frames (default 108,000). ``clip_rewards``: the agent gets
+    ``sign(reward)`` (DQN's and RND's recipe); the episode metrics still report the game score. ``kwargs`` go to ale-py's
     ``AtariEnv`` through ``gym.make`` (e.g. ``render_mode``); the protocol arguments cannot be overridden.
     """
     entry = _entry(env_id)
@@ -326,4 +307,7 @@ def make_atari(env_id: str, max_episode_frames: int = MAX_EPISODE_FRAMES, **kwar
     env = MaxAndSkipEnv(env, skip=FRAMES_PER_STEP)
     env = AreaResize(env, SCREEN_SIZE)
     env = gym.wrappers.FrameStackObservation(env, FRAME_STACK, padding_type="zero")  # as SB3's VecFrameStack
-    return AtariStats(env, entry.game, FRAMES_PER_STEP)
+    env = AtariStats(env, entry.game, FRAMES_PER_STEP)
+    if clip_rewards:
+        env = gym.wrappers.TransformReward(env, lambda r: float(np.sign(r)))
+    return env

@@ -68,6 +68,7 @@ from explore_bench.agents.factory import (
     make_agent,
     save_agent,
 )
+from explore_bench.envs import frames_per_step
 from explore_bench.runner.io import atomic_write_json, read_json, read_progress_rows, write_progress
 from explore_bench.runner.suite import config_hash as _config_hash
 
@@ -379,7 +380,7 @@ def _resume(config: Mapping[str, Any], run_dir: Path, tb_dir: str | None, device
         try:
             state = _validate_set(run_dir, stem)
             model = _load_set(fresh, run_dir, stem, tb_dir, device)
-            frames = int(model.num_timesteps)
+            frames = int(model.num_timesteps) * frames_per_step(config["env"])
             if state.get("files") is not None and state["frames"] != frames:
                 raise CorruptCheckpoint(f"{stem}.zip holds {frames} frames, {stem}.json says {state['frames']}")
             if int(state.get("frames", frames)) != frames:  # an old-format set killed between its two writes
@@ -427,8 +428,10 @@ class ProgressCallback(BaseCallback):
         rows: list[dict] | None = None,
         state: Mapping[str, Any] | None = None,
         wall_time_before: float = 0.0,
+        frames_per_step: int = 1,
     ):
         super().__init__(verbose=0)
+        self.frames_per_step = int(frames_per_step)
         self.run_dir = Path(run_dir)
         self.log_every = int(log_every)
         self.checkpoint_every = int(checkpoint_every)
@@ -452,13 +455,18 @@ class ProgressCallback(BaseCallback):
         self._frames_row = 0
 
     @property
+    def frames(self) -> int:
+        """Emulator frames so far: agent steps (over all envs) x the env's frames per step."""
+        return int(self.model.num_timesteps) * self.frames_per_step
+
+    @property
     def wall_time(self) -> float:
         return self.wall_time_before + (time.time() - self._t_start)
 
     # -------------------------------------------------------------- SB3 hooks
     def _on_training_start(self) -> None:
         self._t_row = time.time()
-        self._frames_row = self.model.num_timesteps
+        self._frames_row = self.frames
 
     def _on_step(self) -> bool:
         for info in self.locals.get("infos", ()):
@@ -476,16 +484,16 @@ class ProgressCallback(BaseCallback):
         stats = intrinsic_stats(self.model)
         if stats:
             self._bonus_stats.append(dict(stats))
-        if self.model.num_timesteps - self.last_row_frames >= self.log_every:
+        if self.frames - self.last_row_frames >= self.log_every:
             self.write_row()
 
     def _on_rollout_start(self) -> None:
-        if self.model.num_timesteps - self.last_ckpt_frames >= self.checkpoint_every:
+        if self.frames - self.last_ckpt_frames >= self.checkpoint_every:
             self.checkpoint()
 
     # -------------------------------------------------------------- rows and checkpoints
     def write_row(self) -> None:
-        frames = int(self.model.num_timesteps)
+        frames = self.frames
         now = time.time()
         dt = now - self._t_row
         row = {
@@ -513,7 +521,7 @@ class ProgressCallback(BaseCallback):
     def checkpoint(self) -> None:
         """Write a new checkpoint set (see the module docstring): temp files, current set -> checkpoint_prev.*
         (hard links), new files over the current ones, and the manifest checkpoint.json last."""
-        frames = int(self.model.num_timesteps)
+        frames = self.frames
         tmp = self.run_dir / ".checkpoint.tmp.zip"
         save_agent(self.model, tmp)
         new = {".zip": tmp}
@@ -549,9 +557,9 @@ class ProgressCallback(BaseCallback):
 
     def finish(self) -> None:
         """Final row (if frames advanced since the last one) and final checkpoint."""
-        if not self.rows or self.model.num_timesteps > self.last_row_frames:
+        if not self.rows or self.frames > self.last_row_frames:
             self.write_row()
-        if self.model.num_timesteps != self.last_ckpt_frames or not (self.run_dir / CHECKPOINT_FILE).exists():
+        if self.frames != self.last_ckpt_frames or not (self.run_dir / CHECKPOINT_FILE).exists():
             self.checkpoint()
 
     def final_metrics(self) -> dict[str, Any]:
@@ -698,9 +706,10 @@ def _train_agent(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, An
     model = None
     try:
         model, state, stem = _resume(config, run_dir, tb_dir, device, verbose)
+        step_frames = frames_per_step(config["env"])
         resumed_from = None
         if model is not None:
-            resumed_from = int(model.num_timesteps)
+            resumed_from = int(model.num_timesteps) * step_frames
             rows = [r for r in _read_rows(run_dir) if r["frames"] <= resumed_from]
             write_progress(run_dir / PROGRESS_FILE, rows)  # drop rows logged after the checkpoint
             prev = ", ".join(run_commits(state)) or UNKNOWN_COMMIT
@@ -714,9 +723,9 @@ def _train_agent(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, An
             write_progress(run_dir / PROGRESS_FILE, rows)
         callback = ProgressCallback(
             run_dir, log_every, checkpoint_every, final_window, rows=rows, state=state,
-            wall_time_before=float(state.get("wall_time_s") or 0.0),
+            wall_time_before=float(state.get("wall_time_s") or 0.0), frames_per_step=step_frames,
         )
-        remaining = int(config["frames"]) - int(model.num_timesteps)
+        remaining = -(-(int(config["frames"]) - int(model.num_timesteps) * step_frames) // step_frames)  # agent steps
         if remaining > 0:
             model.learn(
                 total_timesteps=remaining,
@@ -729,7 +738,7 @@ def _train_agent(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, An
             callback.init_callback(model)
         callback.finish()
         return {
-            "frames": int(model.num_timesteps),
+            "frames": callback.frames,
             "wall_time_s": callback.wall_time,
             "final": callback.final_metrics(),
             "n_episodes": callback.n_episodes,
@@ -739,7 +748,7 @@ def _train_agent(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, An
         }
     finally:
         if model is not None:
-            attempt["frames"] = int(model.num_timesteps)
+            attempt["frames"] = int(model.num_timesteps) * frames_per_step(config["env"])
         if callback is not None:
             attempt["wall_time_s"] = callback.wall_time
         _close_env(model)
