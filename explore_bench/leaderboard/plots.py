@@ -101,7 +101,7 @@ def learning_curves(runs: pd.DataFrame) -> Curves:
             curves = []
             for r in gm.itertuples():
                 prog = read_progress(r.run_dir)
-                if prog is None or prog.empty:
+                if prog is None or prog.empty or prog["success"].isna().all():  # Atari games report no success
                     continue
                 curves.append(success_curve(prog, r.frames))
             if curves:
@@ -135,7 +135,7 @@ def plot_curves(curves: Curves, out_dir: str | os.PathLike, success_threshold: f
                 if np.isfinite(low).any():
                     ax.fill_between(g, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
         else:
-            ax.text(0.5, 0.5, "no progress data", ha="center", va="center", transform=ax.transAxes)
+            ax.text(0.5, 0.5, "no success data", ha="center", va="center", transform=ax.transAxes)
         if success_threshold is not None:
             ax.axhline(success_threshold, color="grey", linestyle=":", linewidth=1)
         ax.set_ylim(-0.02, 1.02)
@@ -146,6 +146,36 @@ def plot_curves(curves: Curves, out_dir: str | os.PathLike, success_threshold: f
         if per_method:
             ax.legend(fontsize="small")
         written += _save_formats(fig, out_dir / env_filename(env), formats)
+    return written
+
+
+#: An explorer's per-iteration record in its run folder (``explore_bench.runner.explorer``).
+ARCHIVE_CSV = "archive.csv"
+ARCHIVE_PANELS = (("max_score", "best score"), ("coverage", "rooms / agent cells seen"), ("cells", "archived cells"))
+
+
+def plot_archive_curves(runs: pd.DataFrame, out_dir: str | os.PathLike, formats: Sequence[str] = ("png",)) -> list[Path]:
+    """One ``archive_<env>.png`` per env with explorer runs (an ``archive.csv`` in the run folder): best score,
+    coverage and archive size vs frames, one line per method and seed. Returns the written paths."""
+    if "status" in runs.columns:
+        runs = runs[runs["status"] == "finished"]
+    written = []
+    for env, ge in runs.groupby("env", sort=True):
+        tables = [(r.method, r.seed, pd.read_csv(Path(r.run_dir) / ARCHIVE_CSV))
+                  for r in ge.sort_values(["method", "seed"]).itertuples() if (Path(r.run_dir) / ARCHIVE_CSV).exists()]
+        if not tables:
+            continue
+        fig = Figure(figsize=(13, 3.8), layout="constrained")
+        axes = fig.subplots(1, len(ARCHIVE_PANELS))
+        for ax, (column, label) in zip(axes, ARCHIVE_PANELS):
+            for method, seed, table in tables:
+                ax.plot(table["frames"], table[column], label=f"{method} seed {seed}", linewidth=1.2)
+            ax.set_xlabel("frames")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize="small")
+        fig.suptitle(f"{env}: explorer archive per seed")
+        written += _save_formats(fig, out_dir / env_filename(env).replace("curves_", "archive_", 1), formats)
     return written
 
 

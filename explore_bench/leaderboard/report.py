@@ -30,6 +30,7 @@ from .plots import (
     Curves,
     learning_curves,
     plot_aggregate_scores,
+    plot_archive_curves,
     plot_curves,
     plot_performance_profiles,
     plot_probability_of_improvement,
@@ -115,6 +116,7 @@ def build_plots(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     out_dir.mkdir(parents=True, exist_ok=True)
     written = _write_scores(scores, out_dir, n_bootstrap, seed, formats) if scores else []
     written += plot_curves(curves, out_dir, success_threshold=success_threshold, formats=formats)
+    written += plot_archive_curves(runs, out_dir, formats=formats)
     note = _note(left_out, bool(scores))
     if note:
         (on_note or _print_note)(note)
