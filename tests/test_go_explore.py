@@ -306,3 +306,79 @@ def test_cell_bonus_counts_the_newest_frame_of_a_stack():
     np.testing.assert_allclose(bonus.compute(batch)[:, 0], [0.01, 0.01, 0.01 / np.sqrt(2)], rtol=1e-6)
     cells = downscale_cell(frames)
     assert not np.array_equal(cells[0], cells[1])
+
+
+# ------------------------------------------------------------------------------------------ phase 2
+def test_backward_curriculum_moves_back_on_success_only():
+    from explore_bench.agents.backward import BackwardCurriculum
+
+    cur = BackwardCurriculum(40, move_threshold=0.5, window=3, step=10, episodes_per_check=4, seed=0)
+    assert cur.start == 39 and all(39 <= cur.sample() <= 39 for _ in range(20))
+    for _ in range(8):
+        cur.report(39, False)
+    assert cur.start == 39  # never successful: stays
+    cur.report(39, True)
+    assert cur.start == 39  # the last 4: 1 of 4 succeeded
+    cur.report(39, True)
+    assert cur.start == 29 and len(cur.recent) == 0  # 2 of the last 4 reach the threshold
+    assert {cur.sample() for _ in range(200)} == {29, 30, 31, 32}
+    cur.report(39, True)  # an episode from before the move says nothing about the new window
+    assert len(cur.recent) == 0
+    for start in (29, 19, 9):
+        for _ in range(4):
+            cur.report(start, True)
+    assert cur.start == 0 and cur.done and cur.history[-1] == (cur.episodes, 0)
+    with pytest.raises(ValueError, match="move_threshold"):
+        BackwardCurriculum(10, move_threshold=0.0)
+
+
+def test_demo_start_replays_the_demonstration_and_sticky_noise_differs_between_episodes():
+    from explore_bench.agents.backward import BackwardCurriculum, make_backward_env
+
+    explorer = GoExplore("MiniGrid-DoorKey-5x5-v0", seed=3, config=MINIGRID)
+    explorer.run(50_000, until_solved=True)
+    actions = explorer.demonstration()["actions"]
+    cur = BackwardCurriculum(len(actions), window=0)
+    env = make_backward_env("MiniGrid-DoorKey-5x5-v0", actions, 3, cur, sticky=0.0)
+    _, info = env.reset()
+    assert info["demo_start"] == len(actions) - 1
+    _, reward, terminated, _, _ = env.step(actions[-1])  # the demonstration's last action reaches the goal
+    assert terminated and reward > 0 and cur.episodes == 1
+    sticky = make_backward_env("MiniGrid-DoorKey-5x5-v0", actions, 3, None, sticky=0.5, noise_seed=1)
+    paths = []
+    for _ in range(3):
+        sticky.reset()
+        paths.append(tuple(tuple(sticky.unwrapped.agent_pos) + (sticky.step(a)[1],) for a in [2, 1, 2, 0, 2, 2, 1, 2]))
+    assert len(set(paths)) > 1
+
+
+def test_robustified_run_trains_a_policy_from_the_demonstration_and_resumes(tmp_path, monkeypatch):
+    from explore_bench.agents.factory import resolve_config
+    from explore_bench.runner.run import run_single
+
+    config = resolve_config("MiniGrid-DoorKey-5x5-v0", "go_explore_robust", None, 0, 14_000)
+    config["robustify"].update(eval_episodes=2, final_eval_episodes=5)
+    calls = {"n": 0}
+    from stable_baselines3 import PPO
+
+    original = PPO.train
+
+    def killed_on_the_fourth_update(self):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("killed")
+        return original(self)
+
+    monkeypatch.setattr(PPO, "train", killed_on_the_fourth_update)
+    failed = run_single(config, tmp_path, log_every=4096, checkpoint_every=4096)
+    assert failed["status"] == "failed" and (tmp_path / "checkpoint.robust.zip").exists()
+    monkeypatch.setattr(PPO, "train", original)
+    summary = run_single(config, tmp_path, log_every=4096, checkpoint_every=4096)
+    assert summary["status"] == "finished", summary.get("error")
+    assert any("phase 2 resumed" in e for e in summary["events"])
+    final = summary["final"]
+    assert final["demo_length"] > 0 and final["phase1_frames"] < 14_000 and 0.0 <= final["success"] <= 1.0
+    assert summary["frames"] >= 14_000
+    rows = (tmp_path / "progress.csv").read_text().splitlines()[1:]
+    frames = [int(r.split(",")[0]) for r in rows]
+    assert frames == sorted(frames) and len(frames) == len(set(frames))

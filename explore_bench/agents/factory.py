@@ -25,7 +25,7 @@ import yaml
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from explore_bench.agents.extractors import FEATURE_EXTRACTORS
 from explore_bench.agents.intrinsic_ppo import IntrinsicPPO
@@ -43,8 +43,9 @@ def _recurrent_ppo():
 
 ALGORITHMS = {"ppo": lambda: PPO, "a2c": lambda: A2C, "dqn": lambda: DQN, "recurrent_ppo": _recurrent_ppo}
 #: Standalone explorers (no gradient agent, no bonus): their settings are the agent file's `explorer` mapping.
-EXPLORER_ALGOS = ("go_explore",)
-_AGENT_KEYS = {"algo", "policy", "n_envs", "hyperparameters", "policy_kwargs", "intrinsic", "reward_wrapper", "explorer"}
+EXPLORER_ALGOS = ("go_explore", "go_explore_robust")
+_AGENT_KEYS = {"algo", "policy", "n_envs", "hyperparameters", "policy_kwargs", "intrinsic", "reward_wrapper", "explorer",
+               "robustify"}
 
 
 class ConfigError(ValueError):
@@ -113,16 +114,18 @@ def resolve_config(
     return apply_overrides(config, overrides or {})
 
 
-def make_agent(config: Mapping[str, Any], tensorboard_log: str | None = None, verbose: int = 0, device: str = "cpu") -> BaseAlgorithm:
-    """An SB3 model (with its VecEnv) for a resolved config."""
+def make_agent(config: Mapping[str, Any], tensorboard_log: str | None = None, verbose: int = 0, device: str = "cpu",
+               venv: VecEnv | None = None) -> BaseAlgorithm:
+    """An SB3 model for a resolved config, on ``venv`` or on a new VecEnv of the config's env."""
     seed = config["seed"]
-    venv = make_vec_env(
-        make_env,
-        n_envs=config["n_envs"],
-        seed=seed,
-        env_kwargs={"env_id": config["env"], **config.get("env_kwargs", {})},
-        vec_env_cls=DummyVecEnv,  # MiniGrid steps are cheaper than inter-process messages
-    )
+    if venv is None:
+        venv = make_vec_env(
+            make_env,
+            n_envs=config["n_envs"],
+            seed=seed,
+            env_kwargs={"env_id": config["env"], **config.get("env_kwargs", {})},
+            vec_env_cls=DummyVecEnv,  # MiniGrid steps are cheaper than inter-process messages
+        )
     policy_kwargs = copy.deepcopy(config.get("policy_kwargs", {}))
     if "features_extractor" in policy_kwargs:  # a name in YAML, a class for SB3
         name = policy_kwargs.pop("features_extractor")

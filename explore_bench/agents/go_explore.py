@@ -447,12 +447,12 @@ class GoExplore:
                               len(self.positions), self.solved_at, self.wall_time_s)
 
     # ------------------------------------------------------------------ running
-    def run(self, frames: int, callback: Callable[[IterationStats], Any] | None = None) -> IterationStats:
-        """Iterate until `frames` frames have been emulated in all (resumes count what was done before).
-        `callback(stats)` after each iteration."""
+    def run(self, frames: int, callback: Callable[[IterationStats], Any] | None = None, until_solved: bool = False) -> IterationStats:
+        """Iterate until `frames` frames have been emulated in all (resumes count what was done before), or, with
+        `until_solved`, until a positive-reward terminal state is reached. `callback(stats)` after each iteration."""
         stats = self.stats()
         try:
-            while self.frames < frames:
+            while self.frames < frames and not (until_solved and self.solved_at is not None):
                 stats = self.iteration()
                 if callback is not None:
                     callback(stats)

@@ -5,7 +5,10 @@ Besides ``config.json``, ``summary.json`` and ``run.log``, the folder holds
 - ``progress.csv``   the standard columns, one row every ``log_every`` frames: ``episode_return`` = the best score
                      found so far, ``success`` = 1 once a positive-reward terminal state was reached (MiniGrid's
                      goal; empty for Atari, which has no success), ``coverage`` = distinct rooms (Atari, from the RAM)
-                     or agent cells (MiniGrid) seen so far, ``fps`` = frames emulated per second.
+                     or agent cells (MiniGrid) seen so far, ``fps`` = frames emulated per second. A
+                     ``go_explore_robust`` run leaves ``success`` empty in phase 1; its phase-2 rows are the policy's
+                     return, success and coverage from the true start (``robustify_demo``).
+- ``checkpoint.robust.zip`` / ``checkpoint.robust.pkl``  phase 2's model and curriculum (``go_explore_robust``).
 - ``archive.csv``    one row per iteration: iteration, frames, frames_game, cells, coverage, max_score, wall_time_s.
 - ``demo.json``      the best trajectory (action indices from reset, its score and length; `terminal` when it reached
                      a solved state), rewritten at each checkpoint: phase 2's demonstration.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import pickle
 import time
 from dataclasses import asdict
@@ -64,16 +68,21 @@ def _read_archive_rows(path: Path, max_frames: int) -> list[dict[str, Any]]:
         return [row for row in csv.DictReader(f) if int(row["frames"]) <= max_frames]
 
 
-def _progress_row(stats: IterationStats, family: str, fps: float) -> dict[str, Any]:
-    success = None if family == "atari" else float(stats.solved_at is not None)
+def _progress_row(stats: IterationStats, family: str, fps: float, robust: bool = False) -> dict[str, Any]:
+    # Atari has no success; a robustified run's success is its policy's (phase 2), not the explorer's
+    success = None if family == "atari" or robust else float(stats.solved_at is not None)
     return {"frames": stats.frames, "episode_return": stats.max_score, "success": success,
             "coverage": float(stats.coverage), "fps": fps}
 
 
 def build_explorer(config: Mapping[str, Any]) -> GoExplore:
     """The explorer of a resolved config; a TypeError or ValueError names a bad `explorer` setting."""
-    if config["algo"] != "go_explore":
+    if config["algo"] not in EXPLORER_ALGOS:
         raise ValueError(f"unknown explorer {config['algo']!r}; expected one of {EXPLORER_ALGOS}")
+    if config["algo"] == "go_explore_robust":
+        unknown = set(config.get("robustify") or {}) - set(ROBUSTIFY_DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown robustify setting(s) {sorted(unknown)}; expected among {sorted(ROBUSTIFY_DEFAULTS)}")
     settings = dict(config.get("explorer") or {})
     unknown = set(settings) - set(GoExploreConfig.__dataclass_fields__)
     if unknown:
@@ -102,7 +111,9 @@ def train_explorer(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, 
                            f"{', '.join(state['git_commits'])}; now {git_commit() or UNKNOWN_COMMIT})")
     elif _read_rows(run_dir):
         log_event(run_dir, "no checkpoint: restarting from zero frames (progress rows dropped)")
-    rows = [r for r in _read_rows(run_dir) if r["frames"] <= explorer.frames]
+    # a robustified run past phase 1 keeps its later rows for phase 2 to trim to its own checkpoint
+    keep = float("inf") if (run_dir / ROBUST_STATE).exists() else explorer.frames
+    rows = [r for r in _read_rows(run_dir) if r["frames"] <= keep]
     archive_rows = _read_archive_rows(run_dir / ARCHIVE_CSV, explorer.frames)
     write_progress(run_dir / PROGRESS_FILE, rows)
     commits = list(dict.fromkeys([*state.get("git_commits", []), git_commit() or UNKNOWN_COMMIT]))
@@ -118,7 +129,7 @@ def train_explorer(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, 
     def write_row(stats: IterationStats) -> None:
         now = time.time()
         fps = (stats.frames - last["row"]) / max(now - last["t"], 1e-9)
-        rows.append(_progress_row(stats, family, fps))
+        rows.append(_progress_row(stats, family, fps, config["algo"] == "go_explore_robust"))
         write_progress(run_dir / PROGRESS_FILE, rows)
         last.update(row=stats.frames, t=now)
 
@@ -140,8 +151,10 @@ def train_explorer(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, 
             bar.update(stats.frames - bar.n)
             bar.set_postfix(cells=stats.cells, coverage=stats.coverage, score=stats.max_score)
 
+    robust = config["algo"] == "go_explore_robust"
+    robustify = {**ROBUSTIFY_DEFAULTS, **(config.get("robustify") or {})}
     try:
-        stats = explorer.run(budget, on_iteration)
+        stats = explorer.run(min(budget, int(robustify["phase1_frames"])) if robust else budget, on_iteration, until_solved=robust)
     finally:
         if bar is not None:
             bar.close()
@@ -153,5 +166,116 @@ def train_explorer(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, 
              "iterations": stats.iteration}
     final["return"] = final.pop("episode_return")
     final.pop("frames")
-    return {"frames": stats.frames, "wall_time_s": stats.wall_time_s, "final": final, "resumed_from": resumed_from,
-            "git_commits": commits, "git_dirty": dirty}
+    result = {"frames": stats.frames, "wall_time_s": stats.wall_time_s, "final": final, "resumed_from": resumed_from,
+              "git_commits": commits, "git_dirty": dirty}
+    if robust:
+        result = robustify_demo(config, robustify, run_dir, explorer, result, rows, attempt, log_every, checkpoint_every)
+    return result
+
+
+#: Phase 2 settings of `go_explore_robust` (the agent file's `robustify` mapping).
+ROBUSTIFY_DEFAULTS = {
+    "agent": "ppo",              # the agent file whose algorithm and hyperparameters train the policy
+    "phase1_frames": 1_000_000,  # phase 1 stops when the task is solved or after this many frames
+    "move_threshold": 0.2,       # success rate from the current starting window that moves it back
+    "window": 10,                # episodes start uniformly within this many demonstration steps of the start
+    "step": None,                # how far the start moves back (None: 1/20 of the demonstration)
+    "episodes_per_check": 32,
+    "sticky": 0.25,              # sticky-action probability in training and evaluation
+    "eval_episodes": 10,         # from the true start, at each progress row
+    "final_eval_episodes": 50,
+}
+ROBUST_CHECKPOINT = "checkpoint.robust.zip"
+ROBUST_STATE = "checkpoint.robust.pkl"
+
+
+def robustify_demo(config: Mapping[str, Any], settings: Mapping[str, Any], run_dir: Path, explorer: GoExplore,
+                   phase1: dict[str, Any], rows: list[dict[str, Any]], attempt: dict[str, Any], log_every: int,
+                   checkpoint_every: int) -> dict[str, Any]:
+    """Phase 2 (``explore_bench.agents.backward``): train the agent of ``settings["agent"]`` from the phase-1
+    demonstration with the backward curriculum and sticky actions for the rest of the frame budget. Progress rows
+    go on from phase 1's frames: ``success``, ``episode_return`` and ``coverage`` are the policy's, evaluated from
+    the true start. The summary's ``success`` is the final evaluation's; phase 1 keeps its own keys."""
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from explore_bench.agents.backward import BackwardCurriculum, evaluate_from_start, make_backward_env
+    from explore_bench.agents.factory import ALGORITHMS, agent_config, make_agent
+
+    final = {**phase1["final"], "phase1_frames": phase1["frames"], "demo_length": None, "curriculum_start": None,
+             "curriculum_done_at": None}
+    if explorer.best_done is None:  # nothing to robustify: the policy is never trained
+        log_event(run_dir, f"phase 1 found no solution in {phase1['frames']} frames: no phase 2")
+        return {**phase1, "final": {**final, "success": 0.0, "return": 0.0}}
+    env_id, seed = config["env"], int(config["seed"])
+    actions = list(explorer.best_done[2])
+    final["demo_length"] = len(actions)
+    agent = {**agent_config(settings["agent"]), "env": env_id, "seed": seed, "bonus": None}
+    curriculum = BackwardCurriculum(len(actions), settings["move_threshold"], settings["window"], settings["step"],
+                                    settings["episodes_per_check"], seed)
+    venv = DummyVecEnv([
+        (lambda i=i: make_backward_env(env_id, actions, seed, curriculum, settings["sticky"], noise_seed=seed * 1000 + i))
+        for i in range(int(agent["n_envs"]))
+    ])
+    offset = phase1["frames"]
+    state = {"done_at": None}
+    model = None
+    if (run_dir / ROBUST_CHECKPOINT).exists() and (run_dir / ROBUST_STATE).exists():
+        with open(run_dir / ROBUST_STATE, "rb") as f:
+            state = pickle.load(f)  # noqa: S301 - a file this runner wrote (module docstring)
+        curriculum.__dict__.update(state["curriculum"])
+        model = ALGORITHMS[agent["algo"]]().load(run_dir / ROBUST_CHECKPOINT, env=venv, device="cpu")
+        del rows[len([r for r in rows if r["frames"] <= offset + model.num_timesteps]):]
+        write_progress(run_dir / PROGRESS_FILE, rows)
+        log_event(run_dir, f"phase 2 resumed at {offset + model.num_timesteps} frames")
+    if model is None:
+        model = make_agent(agent, venv=venv)
+    wall0 = phase1["wall_time_s"] + float(state.get("wall_time_s", 0.0))
+    t0 = time.time()
+
+    def evaluate(episodes: int) -> dict[str, float]:
+        return evaluate_from_start(model, env_id, actions, seed, episodes, settings["sticky"], seed=seed + len(rows))
+
+    def save() -> None:
+        tmp = run_dir / ".checkpoint.robust.tmp.zip"
+        model.save(tmp)
+        payload = {"curriculum": {k: v for k, v in curriculum.__dict__.items()}, "done_at": state["done_at"],
+                   "wall_time_s": float(state.get("wall_time_s", 0.0)) + time.time() - t0}
+        os.replace(tmp, run_dir / ROBUST_CHECKPOINT)
+        atomic_write_bytes(run_dir / ROBUST_STATE, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+
+    class Rows(BaseCallback):
+        last_row = last_ckpt = 0
+        t_row = time.time()
+
+        def _on_training_start(self) -> None:
+            self.last_row = self.last_ckpt = int(self.model.num_timesteps)
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            frames = int(self.model.num_timesteps)
+            if curriculum.done and state["done_at"] is None:
+                state["done_at"] = offset + frames
+            if frames - self.last_row >= log_every:
+                now = time.time()
+                metrics = evaluate(int(settings["eval_episodes"]))
+                rows.append({"frames": offset + frames, "episode_return": metrics["return"], "success": metrics["success"],
+                             "coverage": metrics["coverage"], "fps": (frames - self.last_row) / max(now - self.t_row, 1e-9)})
+                write_progress(run_dir / PROGRESS_FILE, rows)
+                self.last_row, self.t_row = frames, time.time()
+            if frames - self.last_ckpt >= checkpoint_every:
+                save()
+                self.last_ckpt = frames
+            attempt.update(frames=offset + frames, wall_time_s=wall0 + time.time() - t0)
+
+    remaining = int(config["frames"]) - offset - int(model.num_timesteps)
+    if remaining > 0:
+        model.learn(remaining, callback=Rows(), reset_num_timesteps=False)
+    save()
+    metrics = evaluate(int(settings["final_eval_episodes"]))
+    venv.close()
+    final.update(success=metrics["success"], **{"return": metrics["return"]}, coverage=metrics["coverage"],
+                 curriculum_start=curriculum.start, curriculum_done_at=state["done_at"])
+    return {**phase1, "frames": offset + int(model.num_timesteps), "wall_time_s": wall0 + time.time() - t0, "final": final}
