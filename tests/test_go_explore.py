@@ -14,6 +14,7 @@ from explore_bench.agents.go_explore import (
     Cell,
     GoExplore,
     GoExploreConfig,
+    MiniGridDomain,
     StepResult,
     accepts,
     explore_from,
@@ -382,3 +383,50 @@ def test_robustified_run_trains_a_policy_from_the_demonstration_and_resumes(tmp_
     rows = (tmp_path / "progress.csv").read_text().splitlines()[1:]
     frames = [int(r.split(",")[0]) for r in rows]
     assert frames == sorted(frames) and len(frames) == len(set(frames))
+
+
+# ------------------------------------------------------------------------------------------ reset wrapper
+def test_reset_wrapper_returns_to_archived_minigrid_states_and_widens_a_random_walk():
+    from explore_bench.agents.go_explore import GoExploreResetWrapper
+    from explore_bench.envs import make_env
+
+    def walk(p_return: float, steps: int = 6000) -> tuple[set, int]:
+        env = GoExploreResetWrapper(make_env("MiniGrid-DoorKey-8x8-v0", seed=0, max_steps=100), p_return=p_return, seed=0)
+        rng = np.random.default_rng(0)
+        positions, returns = set(), 0
+        obs, info = env.reset()
+        for _ in range(steps):
+            if info.get("returned"):
+                returns += 1
+                key = MiniGridDomain.state_key(env.unwrapped)
+                assert key in env.archive  # the no-op after the restore leaves the archived state as it was
+                assert np.array_equal(obs, env.unwrapped.gen_obs()["image"])
+            info = {}
+            obs, _, terminated, truncated, _ = env.step(int(rng.integers(6)))
+            positions.add(tuple(env.unwrapped.agent_pos))
+            if terminated or truncated:
+                obs, info = env.reset()
+        return positions, returns
+
+    plain, none = walk(0.0)
+    wide, returns = walk(1.0)
+    assert none == 0 and returns > 20
+    assert len(wide) > len(plain)
+
+
+def test_reset_wrapper_on_atari_restores_the_emulator():
+    pytest.importorskip("ale_py")
+    from explore_bench.agents.go_explore import GoExploreResetWrapper
+    from explore_bench.envs import make_env
+
+    env = GoExploreResetWrapper(make_env("Atari-MontezumaRevenge-v0", seed=0), p_return=1.0, seed=0)
+    env.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        env.step(int(rng.integers(18)))
+    obs, info = env.reset()
+    assert info["returned"] and obs.shape == (4, 84, 84) and len(env.archive) > 1
+    with pytest.raises(TypeError, match="snapshot"):
+        from explore_bench.envs import make_env as make
+
+        GoExploreResetWrapper(make("TVGrid-Remote-v0"))

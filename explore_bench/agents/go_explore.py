@@ -34,6 +34,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Hashable, Iterable, Literal, Mapping, Protocol
 
+import gymnasium as gym
 import numpy as np
 
 from explore_bench.bonuses.go_explore_cells import downscale_cell
@@ -44,6 +45,7 @@ __all__ = [
     "Domain",
     "GoExplore",
     "GoExploreConfig",
+    "GoExploreResetWrapper",
     "MiniGridDomain",
     "Trajectory",
     "accepts",
@@ -157,11 +159,15 @@ class MiniGridDomain:
         self.n_actions = int(self.env.actions.done)
 
     def _key(self) -> tuple:
-        env = self.env
+        return self.state_key(self.env)
+
+    @classmethod
+    def state_key(cls, env: Any) -> tuple:
+        """The exact-state cell of an unwrapped MiniGrid env (see the class docstring)."""
         objects = tuple(
             (obj.type, bool(getattr(obj, "is_open", False)))
             for obj in env.grid.grid
-            if obj is not None and obj.type in self._OBJECTS
+            if obj is not None and obj.type in cls._OBJECTS
         )
         carrying = env.carrying.type if env.carrying is not None else None
         return (int(env.agent_pos[0]), int(env.agent_pos[1]), int(env.agent_dir), carrying, objects)
@@ -493,3 +499,101 @@ class GoExplore:
             raise ValueError(f"a Go-Explore state of {state['env_id']} seed {state['seed']} cannot load into {self.env_id} seed {self.seed}")
         for name in ("archive", "positions", "iterations", "frames", "frames_game", "max_score", "best_done", "solved_at", "wall_time_s"):
             setattr(self, name, state[name])
+
+
+
+# ---------------------------------------------------------------------------------------------- reset wrapper
+class GoExploreResetWrapper(gym.Wrapper):
+    """Start episodes from archived states: Go-Explore's "return", then the policy explores (spec §8.2).
+
+    Wraps a catalogue env of the Atari or MiniGrid family (`explore_bench.envs.make_env`). Every step of the policy
+    computes the state's cell (Atari: the 11x8x8 cell of the raw screen; MiniGrid: the exact state) and keeps, per
+    cell, the best snapshot reached by the policy's own episodes (the update rule of `accepts`, with the episode's
+    score and length) and a `seen` count (once per episode). At reset, with probability `p_return` (and an archive
+    that holds more than the start), the env is reset, a cell drawn with `selection_weights`, its snapshot restored,
+    and one `noop_action` stepped through the wrapper stack so that every wrapper's observation (frame stacks
+    included) comes from the restored state; that step is part of the new episode. Otherwise a plain reset.
+
+    For training only: evaluation must start from the true reset. With sticky actions the return is approximate
+    (the snapshot holds the emulator, not the action history). `info["returned"]` says whether the episode starts
+    from an archived cell.
+    """
+
+    def __init__(self, env: gym.Env, p_return: float = 0.5, weights: Weights = "nature", seed: int = 0,
+                 noop_action: int | None = None) -> None:
+        super().__init__(env)
+        if not 0.0 <= p_return <= 1.0:
+            raise ValueError(f"GoExploreResetWrapper: p_return must be in [0, 1], got {p_return}")
+        from minigrid.minigrid_env import MiniGridEnv
+
+        base = env.unwrapped
+        self.family = "atari" if hasattr(base, "ale") else "minigrid" if isinstance(base, MiniGridEnv) else None
+        if self.family is None:
+            raise TypeError(f"GoExploreResetWrapper needs an ALE or MiniGrid env it can snapshot, got {type(base).__name__}")
+        self.p_return, self.weights = float(p_return), weights
+        self.noop_action = noop_action if noop_action is not None else (0 if self.family == "atari" else int(base.actions.done))
+        self.rng = np.random.default_rng(seed)
+        self.archive: dict[Hashable, Cell] = {}
+        self._visited: set = set()
+        self._score, self._length = 0.0, 0
+
+    def key(self) -> Hashable:
+        base = self.env.unwrapped
+        if self.family == "atari":
+            return downscale_cell(base.ale.getScreenGrayscale()).tobytes()
+        return MiniGridDomain.state_key(base)
+
+    def snapshot(self) -> Any:
+        base = self.env.unwrapped
+        return base.ale.cloneState() if self.family == "atari" else pickle.dumps(base, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, snapshot: Any) -> None:
+        base = self.env.unwrapped
+        if self.family == "atari":
+            base.ale.restoreState(snapshot)
+        else:  # in place: the wrappers above hold this very object
+            base.__dict__.update(pickle.loads(snapshot).__dict__)
+
+    def _visit(self, terminal: bool) -> None:
+        """Counters and archive update for the state just reached (terminal states are never archived)."""
+        if terminal:
+            return
+        key = self.key()
+        if key in self._visited:
+            return
+        self._visited.add(key)
+        cell = self.archive.get(key)
+        if accepts(cell, self._score, self._length):
+            seen = cell.seen if cell is not None else 0
+            cell = self.archive[key] = Cell(self._score, self._length, self.snapshot(), b"", seen=seen)
+        cell.seen += 1
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._visited = set()
+        returned = len(self.archive) > 1 and self.rng.random() < self.p_return
+        if returned:
+            keys = list(self.archive)
+            cells = list(self.archive.values())
+            w = selection_weights([c.seen for c in cells], [c.chosen for c in cells], [c.chosen_since_new for c in cells], self.weights)
+            cell = cells[int(self.rng.choice(len(keys), p=w / w.sum()))]
+            cell.chosen += 1
+            self.restore(cell.snapshot)
+            self._score, self._length = cell.score, cell.traj_len
+            obs, reward, terminated, truncated, info = self.env.step(self.noop_action)
+            self._score += float(reward)
+            self._length += 1
+            if terminated or truncated:  # the no-op ended it (a time limit): start from the true reset instead
+                obs, info = self.env.reset()
+                returned = False
+        if not returned:
+            self._score, self._length = 0.0, 0
+        self._visit(False)
+        return obs, {**info, "returned": returned}
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._score += float(reward)
+        self._length += 1
+        self._visit(terminated or truncated)
+        return obs, reward, terminated, truncated, info
