@@ -155,6 +155,8 @@ def train_explorer(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, 
     robustify = {**ROBUSTIFY_DEFAULTS, **(config.get("robustify") or {})}
     try:
         stats = explorer.run(min(budget, int(robustify["phase1_frames"])) if robust else budget, on_iteration, until_solved=robust)
+        if robust and explorer.solved_at is not None and robustify["polish_frames"]:  # look for a shorter demonstration
+            stats = explorer.run(min(budget, explorer.solved_at + int(robustify["polish_frames"])), on_iteration)
     finally:
         if bar is not None:
             bar.close()
@@ -177,6 +179,7 @@ def train_explorer(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, 
 ROBUSTIFY_DEFAULTS = {
     "agent": "ppo",              # the agent file whose algorithm and hyperparameters train the policy
     "phase1_frames": 1_000_000,  # phase 1 stops when the task is solved or after this many frames
+    "polish_frames": 0,          # ... and goes on this many frames after the first solution (shorter demonstrations)
     "move_threshold": 0.2,       # success rate from the current starting window that moves it back
     "window": 10,                # episodes start uniformly within this many demonstration steps of the start
     "step": None,                # how far the start moves back (None: 1/20 of the demonstration)
