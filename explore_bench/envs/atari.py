@@ -119,7 +119,7 @@ ATARI_ENVS: dict[str, AtariEntry] = _entries()
 #: ALE game name -> (random score, human score): the standard Atari-57 reference scores (uniform-random agent and
 #: professional human tester; no-op starts, episodes capped at 108,000 frames) introduced by Mnih et al. 2015
 #: (Nature DQN; later papers added the games it lacked, e.g. Surround) and used since (e.g. Badia et al. 2020,
-#: Agent57). None of the specs in ``shared/specs/`` lists them. Copied from DeepMind's ``google-deepmind/dqn_zoo``,
+#: Agent57). None of the specs in ``shared/specs/`` lists them. Values as in DeepMind's ``google-deepmind/dqn_zoo``,
 #: ``dqn_zoo/atari_data.py``; the random column agrees with ``google-research/reincarnating_rl``,
 #: ``reincarnating_rl/atari_scores.py``. Rows: the hard-exploration games of the Bellemare et al. 2016 taxonomy
 #: ("Unifying count-based exploration and intrinsic motivation"; also used by Ostrovski et al. 2017 and the RND
