@@ -44,6 +44,8 @@ def _recurrent_ppo():
 ALGORITHMS = {"ppo": lambda: PPO, "a2c": lambda: A2C, "dqn": lambda: DQN, "recurrent_ppo": _recurrent_ppo}
 #: Standalone explorers (no gradient agent, no bonus): their settings are the agent file's `explorer` mapping.
 EXPLORER_ALGOS = ("go_explore", "go_explore_robust")
+#: Every value an agent file's `algo` may take.
+AGENT_ALGOS = (*ALGORITHMS, *EXPLORER_ALGOS)
 _AGENT_KEYS = {"algo", "policy", "n_envs", "hyperparameters", "policy_kwargs", "intrinsic", "reward_wrapper", "explorer",
                "robustify"}
 
@@ -67,8 +69,8 @@ def agent_config(name: str) -> dict[str, Any]:
     unknown = set(config) - _AGENT_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; expected keys among {sorted(_AGENT_KEYS)}")
-    if config.get("algo") not in (*ALGORITHMS, *EXPLORER_ALGOS):
-        raise ConfigError(f"{path}: key 'algo' must be one of {sorted((*ALGORITHMS, *EXPLORER_ALGOS))}, got {config.get('algo')!r}")
+    if config.get("algo") not in AGENT_ALGOS:
+        raise ConfigError(f"{path}: key 'algo' must be one of {sorted(AGENT_ALGOS)}, got {config.get('algo')!r}")
     return config
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import pickle
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Hashable, Iterable, Literal, Mapping, Protocol
 
 import gymnasium as gym
@@ -50,6 +50,7 @@ __all__ = [
     "Trajectory",
     "accepts",
     "explore_from",
+    "improves",
     "make_domain",
     "selection_weights",
 ]
@@ -77,6 +78,11 @@ class Domain(Protocol):
     def step(self, action: int) -> StepResult: ...
     def snapshot(self) -> Any: ...
     def restore(self, snapshot: Any) -> None: ...
+
+
+def atari_cell(ale: Any, width: int = 11, height: int = 8, levels: int = 8) -> bytes:
+    """The cell key of the ALE's current raw grey screen (`downscale_cell`)."""
+    return downscale_cell(ale.getScreenGrayscale(), width, height, levels).tobytes()
 
 
 class AtariDomain:
@@ -112,7 +118,7 @@ class AtariDomain:
         lives = self.ale.lives()
         died = lives < self._lives
         self._lives = lives
-        key = downscale_cell(self.ale.getScreenGrayscale(), *self.cell_shape).tobytes()
+        key = atari_cell(self.ale, *self.cell_shape)
         return StepResult(key, reward, self.ale.game_over(), died, self._room_of(self.game, self.ale.getRAM()))
 
     def reset(self) -> StepResult:
@@ -218,9 +224,22 @@ class Cell:
     chosen_since_new: int = 0
 
 
+def improves(score: float, traj_len: int, prior: tuple[float, int] | None) -> bool:
+    """The update rule (spec §5) against a known (score, traj_len): none known, a higher score, or the same score by
+    a shorter trajectory."""
+    return prior is None or score > prior[0] or (score == prior[0] and traj_len < prior[1])
+
+
 def accepts(cell: Cell | None, score: float, traj_len: int) -> bool:
-    """The update rule (spec §5): a new key, a higher score, or the same score by a shorter trajectory."""
-    return cell is None or score > cell.score or (score == cell.score and traj_len < cell.traj_len)
+    """`improves` against an archived cell (None: a new key)."""
+    return improves(score, traj_len, None if cell is None else (cell.score, cell.traj_len))
+
+
+def _with_path(cell: Cell | None, score: float, traj_len: int, snapshot: Any, actions: bytes) -> Cell:
+    """A new cell, or `cell` with a better way into it (its counters kept)."""
+    if cell is None:
+        return Cell(score, traj_len, snapshot, actions)
+    return replace(cell, score=score, traj_len=traj_len, snapshot=snapshot, actions=actions)
 
 
 def selection_weights(seen: np.ndarray, chosen: np.ndarray, chosen_since_new: np.ndarray, kind: Weights = "nature") -> np.ndarray:
@@ -286,8 +305,7 @@ def explore_from(domain: Domain, start_key: Hashable, cell: Cell, known: Mapping
         if result.key not in visited:
             visited.add(result.key)
             traj.visits.append(result.key)
-            prior = known.get(result.key)
-            if prior is None or score > prior[0] or (score == prior[0] and length < prior[1]):
+            if improves(score, length, known.get(result.key)):
                 traj.candidates.append((result.key, score, length, domain.snapshot(), bytes(actions)))
     return traj
 
@@ -432,8 +450,7 @@ class GoExplore:
             if key in candidates:
                 _, score, length, snapshot, suffix = candidates[key]
                 if accepts(cell, score, length):
-                    counters = {} if cell is None else {"seen": cell.seen, "chosen": cell.chosen, "chosen_since_new": cell.chosen_since_new}
-                    cell = self.archive[key] = Cell(score, length, snapshot, start.actions + suffix, **counters)
+                    cell = self.archive[key] = _with_path(cell, score, length, snapshot, start.actions + suffix)
                     updated.add(key)
                     self.max_score = max(self.max_score, score)
             if cell is not None:
@@ -443,7 +460,7 @@ class GoExplore:
         if traj.done is not None:
             if self.solved_at is None:
                 self.solved_at = self.frames
-            if self.best_done is None or traj.done[0] > self.best_done[0] or (traj.done[0] == self.best_done[0] and traj.done[1] < self.best_done[1]):
+            if improves(traj.done[0], traj.done[1], None if self.best_done is None else self.best_done[:2]):
                 self.best_done = traj.done
             self.max_score = max(self.max_score, traj.done[0])
         return updated
@@ -540,7 +557,7 @@ class GoExploreResetWrapper(gym.Wrapper):
     def key(self) -> Hashable:
         base = self.env.unwrapped
         if self.family == "atari":
-            return downscale_cell(base.ale.getScreenGrayscale()).tobytes()
+            return atari_cell(base.ale)
         return MiniGridDomain.state_key(base)
 
     def snapshot(self) -> Any:
@@ -564,8 +581,7 @@ class GoExploreResetWrapper(gym.Wrapper):
         self._visited.add(key)
         cell = self.archive.get(key)
         if accepts(cell, self._score, self._length):
-            seen = cell.seen if cell is not None else 0
-            cell = self.archive[key] = Cell(self._score, self._length, self.snapshot(), b"", seen=seen)
+            cell = self.archive[key] = _with_path(cell, self._score, self._length, self.snapshot(), b"")
         cell.seen += 1
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

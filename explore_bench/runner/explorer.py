@@ -45,7 +45,7 @@ from explore_bench.runner.run import (
     log_event,
 )
 
-__all__ = ["EXPLORER_ALGOS", "build_explorer", "train_explorer"]
+__all__ = ["build_explorer", "train_explorer"]
 
 ARCHIVE_CHECKPOINT = "checkpoint.archive.pkl"
 ARCHIVE_CSV = "archive.csv"
@@ -98,6 +98,8 @@ def train_explorer(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, 
 
     family = env_family(config["env"])
     explorer = build_explorer(config)
+    robust = config["algo"] == "go_explore_robust"
+    robustify = {**ROBUSTIFY_DEFAULTS, **(config.get("robustify") or {})}
     budget = int(config["frames"])
     checkpoint_path = run_dir / ARCHIVE_CHECKPOINT
     state: dict[str, Any] = {}
@@ -129,7 +131,7 @@ def train_explorer(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, 
     def write_row(stats: IterationStats) -> None:
         now = time.time()
         fps = (stats.frames - last["row"]) / max(now - last["t"], 1e-9)
-        rows.append(_progress_row(stats, family, fps, config["algo"] == "go_explore_robust"))
+        rows.append(_progress_row(stats, family, fps, robust))
         write_progress(run_dir / PROGRESS_FILE, rows)
         last.update(row=stats.frames, t=now)
 
@@ -151,8 +153,6 @@ def train_explorer(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, 
             bar.update(stats.frames - bar.n)
             bar.set_postfix(cells=stats.cells, coverage=stats.coverage, score=stats.max_score)
 
-    robust = config["algo"] == "go_explore_robust"
-    robustify = {**ROBUSTIFY_DEFAULTS, **(config.get("robustify") or {})}
     try:
         stats = explorer.run(min(budget, int(robustify["phase1_frames"])) if robust else budget, on_iteration, until_solved=robust)
         if robust and explorer.solved_at is not None and robustify["polish_frames"]:  # look for a shorter demonstration
@@ -163,11 +163,9 @@ def train_explorer(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, 
     if not rows or rows[-1]["frames"] < stats.frames:
         write_row(stats)
     checkpoint()
-    final = {**{k: v for k, v in _progress_row(stats, family, float("nan")).items() if k != "fps"},
-             "cells": stats.cells, "frames_game": stats.frames_game, "solved_at": stats.solved_at,
-             "iterations": stats.iteration}
-    final["return"] = final.pop("episode_return")
-    final.pop("frames")
+    row = _progress_row(stats, family, float("nan"))
+    final = {"success": row["success"], "coverage": row["coverage"], "cells": stats.cells, "frames_game": stats.frames_game,
+             "solved_at": stats.solved_at, "iterations": stats.iteration, "return": stats.max_score}
     result = {"frames": stats.frames, "wall_time_s": stats.wall_time_s, "final": final, "resumed_from": resumed_from,
               "git_commits": commits, "git_dirty": dirty}
     if robust:
@@ -226,9 +224,9 @@ def robustify_demo(config: Mapping[str, Any], settings: Mapping[str, Any], run_d
     if (run_dir / ROBUST_CHECKPOINT).exists() and (run_dir / ROBUST_STATE).exists():
         with open(run_dir / ROBUST_STATE, "rb") as f:
             state = pickle.load(f)  # noqa: S301 - a file this runner wrote (module docstring)
-        curriculum.__dict__.update(state["curriculum"])
+        vars(curriculum).update(state["curriculum"])  # in place: the envs hold this object
         model = ALGORITHMS[agent["algo"]]().load(run_dir / ROBUST_CHECKPOINT, env=venv, device="cpu")
-        del rows[len([r for r in rows if r["frames"] <= offset + model.num_timesteps]):]
+        rows[:] = [r for r in rows if r["frames"] <= offset + model.num_timesteps]
         write_progress(run_dir / PROGRESS_FILE, rows)
         log_event(run_dir, f"phase 2 resumed at {offset + model.num_timesteps} frames")
     if model is None:
@@ -242,17 +240,15 @@ def robustify_demo(config: Mapping[str, Any], settings: Mapping[str, Any], run_d
     def save() -> None:
         tmp = run_dir / ".checkpoint.robust.tmp.zip"
         model.save(tmp)
-        payload = {"curriculum": {k: v for k, v in curriculum.__dict__.items()}, "done_at": state["done_at"],
+        payload = {"curriculum": dict(vars(curriculum)), "done_at": state["done_at"],
                    "wall_time_s": float(state.get("wall_time_s", 0.0)) + time.time() - t0}
         os.replace(tmp, run_dir / ROBUST_CHECKPOINT)
         atomic_write_bytes(run_dir / ROBUST_STATE, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
 
     class Rows(BaseCallback):
-        last_row = last_ckpt = 0
-        t_row = time.time()
-
         def _on_training_start(self) -> None:
             self.last_row = self.last_ckpt = int(self.model.num_timesteps)
+            self.t_row = time.time()
 
         def _on_step(self) -> bool:
             return True

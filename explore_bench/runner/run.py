@@ -61,6 +61,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from explore_bench.agents.factory import (
+    EXPLORER_ALGOS,
     ConfigError,
     bonus_wrapper,
     intrinsic_stats,
@@ -663,7 +664,7 @@ def run_single(
 
         started_at = _now()
         attempt: dict[str, Any] = {"frames": None, "wall_time_s": 0.0, "t0": time.time()}  # for a failed summary
-        from explore_bench.runner.explorer import EXPLORER_ALGOS, train_explorer  # it builds on this module
+        from explore_bench.runner.explorer import train_explorer  # it builds on this module
 
         train = train_explorer if config.get("algo") in EXPLORER_ALGOS else _train_agent
         try:
@@ -704,9 +705,9 @@ def _train_agent(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, An
     with the frames and wall time so far, for the summary of a failure."""
     callback: ProgressCallback | None = None
     model = None
+    step_frames = frames_per_step(config["env"])
     try:
         model, state, stem = _resume(config, run_dir, tb_dir, device, verbose)
-        step_frames = frames_per_step(config["env"])
         resumed_from = None
         if model is not None:
             resumed_from = int(model.num_timesteps) * step_frames
@@ -748,7 +749,7 @@ def _train_agent(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, An
         }
     finally:
         if model is not None:
-            attempt["frames"] = int(model.num_timesteps) * frames_per_step(config["env"])
+            attempt["frames"] = int(model.num_timesteps) * step_frames
         if callback is not None:
             attempt["wall_time_s"] = callback.wall_time
         _close_env(model)

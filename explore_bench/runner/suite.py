@@ -36,7 +36,7 @@ from typing import Any, Mapping
 import yaml
 
 from explore_bench.agents.factory import (
-    ALGORITHMS,
+    AGENT_ALGOS,
     EXPLORER_ALGOS,
     ConfigError,
     apply_overrides,
@@ -280,8 +280,8 @@ def _check_override_values(base: Mapping[str, Any], overrides: Mapping[str, Any]
         if expected is not None:
             raise ConfigError(f"{prefix}override {_short(key)}: expected {expected} (the default is "
                               f"{_short(node[parts[-1]])}), got {_describe(value)}")
-    if "algo" in overrides and overrides["algo"] not in (*ALGORITHMS, *EXPLORER_ALGOS):
-        raise ConfigError(f"{prefix}override 'algo': expected one of {sorted((*ALGORITHMS, *EXPLORER_ALGOS))}, "
+    if "algo" in overrides and overrides["algo"] not in AGENT_ALGOS:
+        raise ConfigError(f"{prefix}override 'algo': expected one of {sorted(AGENT_ALGOS)}, "
                           f"got {_describe(overrides['algo'])}")
 
 
