@@ -44,10 +44,14 @@ def _recurrent_ppo():
 ALGORITHMS = {"ppo": lambda: PPO, "a2c": lambda: A2C, "dqn": lambda: DQN, "recurrent_ppo": _recurrent_ppo}
 #: Standalone explorers (no gradient agent, no bonus): their settings are the agent file's `explorer` mapping.
 EXPLORER_ALGOS = ("go_explore", "go_explore_robust")
+#: Classical bandit baselines (no training): the agent file's `baseline` mapping names one and its parameters.
+BASELINE_ALGOS = ("bandit_baseline",)
+#: Algorithms that are not SB3 agents: they take no bonus and no `n_envs`.
+STANDALONE_ALGOS = (*EXPLORER_ALGOS, *BASELINE_ALGOS)
 #: Every value an agent file's `algo` may take.
-AGENT_ALGOS = (*ALGORITHMS, *EXPLORER_ALGOS)
+AGENT_ALGOS = (*ALGORITHMS, *STANDALONE_ALGOS)
 _AGENT_KEYS = {"algo", "policy", "n_envs", "hyperparameters", "policy_kwargs", "intrinsic", "reward_wrapper", "explorer",
-               "robustify"}
+               "robustify", "baseline"}
 
 
 class ConfigError(ValueError):
@@ -101,8 +105,9 @@ def resolve_config(
     if bonus is not None:
         bonus_class(bonus)  # unknown bonus names fail here, listing the valid ones
     base = agent_config(agent)
-    if bonus is not None and base["algo"] in EXPLORER_ALGOS:
-        raise ConfigError(f"agent {agent!r} is a standalone explorer ({base['algo']}): it takes no bonus, got {bonus!r}")
+    if bonus is not None and base["algo"] in STANDALONE_ALGOS:
+        raise ConfigError(f"agent {agent!r} is a standalone explorer or baseline ({base['algo']}), not a gradient "
+                          f"agent: it takes no bonus, got {bonus!r}")
     config = {
         "env": env,
         "agent": agent,

@@ -9,13 +9,17 @@ Public API::
     obs, info = env.reset()                       # first reset uses seed=0, later ones continue its RNG
     env_family("MiniGrid-DoorKey-8x8-v0")         # "minigrid"
     env_family("TVGrid-Remote-v0")                # "tvgrid"
+    env_family("BanditHard-v0")                   # "bandit"
     frames_per_step("Atari-MontezumaRevenge-v0")  # 4: emulator frames per agent step (1 outside Atari)
 
 Families: ``minigrid`` (the MiniGrid hard-exploration set, plus ``MiniGrid-DoorKey-8x8-NoisyTV-v0``, DoorKey-8x8
 with a remote noisy TV on a wall of the start room) and ``tvgrid`` (the noisy-TV gridworld ``TVGrid-<Mode>-v0``
 of ``explore_bench.envs.tvgrid``, flat one-hot observations, no reward: an exploration-only world) and ``atari``
 (``Atari-<Game>-v0``: the hard-exploration games under the Machado et al. 2018 protocol, ``explore_bench.envs.atari``;
-needs the ``atari`` extra, ale-py, to build).
+needs the ``atari`` extra, ale-py, to build) and ``bandit`` (bandit meta-RL, ``explore_bench.envs.bandits``: one
+episode = one task of H pulls, ``Bandit-v0``, ``BanditHard-v0``, ``BanditEasy-v0``, ``BanditGaussian-v0``; a
+multi-episode bandit trial as one episode, ``BanditTrial-v0``; the gridworld meta-task ``GridTrial-v0``. These envs
+report their own ``episode_metrics``: return, success (None for bandits), coverage, regret, ...).
 
 Every id is also registered with gymnasium under the ``explore_bench`` namespace on import of this package::
 
@@ -39,6 +43,8 @@ import gymnasium as gym
 
 from explore_bench.envs.atari import ATARI_ENVS, FRAMES_PER_STEP, make_atari
 from explore_bench.envs.atari import FAMILY as _ATARI
+from explore_bench.envs.bandits import BANDIT_ENVS, make_bandit
+from explore_bench.envs.bandits import FAMILY as _BANDIT
 from explore_bench.envs.minigrid import FAMILY as _MINIGRID
 from explore_bench.envs.minigrid import MINIGRID_ENVS, make_minigrid
 from explore_bench.envs.tvgrid import FAMILY as _TVGRID
@@ -75,6 +81,7 @@ _CATALOGUE: dict[str, tuple[str, Any]] = {env_id: (_MINIGRID, make_minigrid) for
 _CATALOGUE.update({env_id: (_MINIGRID, make_noisy_minigrid) for env_id in NOISY_MINIGRID_ENVS})
 _CATALOGUE.update({env_id: (_TVGRID, make_tvgrid) for env_id in TVGRID_ENVS})
 _CATALOGUE.update({env_id: (_ATARI, make_atari) for env_id in ATARI_ENVS})
+_CATALOGUE.update({env_id: (_BANDIT, make_bandit) for env_id in BANDIT_ENVS})
 
 
 def list_envs(family: str | None = None) -> list[str]:
@@ -91,8 +98,8 @@ def _lookup(env_id: str) -> tuple[str, Any]:
 
 
 def env_family(env_id: str) -> str:
-    """Family of ``env_id`` (``"minigrid"``, ``"tvgrid"``, ``"atari"``). Accepts plain or ``explore_bench/``-namespaced
-    ids."""
+    """Family of ``env_id`` (``"minigrid"``, ``"tvgrid"``, ``"atari"``, ``"bandit"``). Accepts plain or
+    ``explore_bench/``-namespaced ids."""
     return _lookup(env_id)[0]
 
 
@@ -124,7 +131,8 @@ def register_envs() -> None:
     for env_id in _CATALOGUE:
         ns_id = f"{NAMESPACE}/{env_id}"
         if ns_id not in gym.registry:
-            # No max_episode_steps: MiniGrid and TVGrid truncate at their own max_steps, Atari at its frame cap.
+            # No max_episode_steps: MiniGrid and TVGrid truncate at their own max_steps, Atari at its frame cap, the
+            # bandit envs terminate after their horizon.
             # make_env's inner gym.make already applies the env checker and order enforcing; don't stack a second
             # copy on top.
             gym.register(

@@ -108,7 +108,8 @@ def check_builds(specs: list[RunSpec]) -> None:
     folder is written, not a failed run."""
     import torch
 
-    from explore_bench.agents.factory import EXPLORER_ALGOS, make_agent
+    from explore_bench.agents.factory import BASELINE_ALGOS, EXPLORER_ALGOS, make_agent
+    from explore_bench.runner.bandit import check_baseline
     from explore_bench.runner.explorer import build_explorer
 
     threads = torch.get_num_threads()
@@ -122,6 +123,8 @@ def check_builds(specs: list[RunSpec]) -> None:
             try:
                 if spec.config["algo"] in EXPLORER_ALGOS:
                     build_explorer(spec.config).close()
+                elif spec.config["algo"] in BASELINE_ALGOS:
+                    check_baseline(spec.config)
                 else:
                     make_agent(spec.config).get_env().close()
             except Exception as e:  # noqa: BLE001 - whatever the agent refuses is bad input

@@ -61,6 +61,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from explore_bench.agents.factory import (
+    BASELINE_ALGOS,
     EXPLORER_ALGOS,
     ConfigError,
     bonus_wrapper,
@@ -69,7 +70,7 @@ from explore_bench.agents.factory import (
     make_agent,
     save_agent,
 )
-from explore_bench.envs import frames_per_step
+from explore_bench.envs import env_family, frames_per_step
 from explore_bench.runner.io import atomic_write_json, read_json, read_progress_rows, write_progress
 from explore_bench.runner.suite import config_hash as _config_hash
 
@@ -664,9 +665,14 @@ def run_single(
 
         started_at = _now()
         attempt: dict[str, Any] = {"frames": None, "wall_time_s": 0.0, "t0": time.time()}  # for a failed summary
-        from explore_bench.runner.explorer import train_explorer  # it builds on this module
+        from explore_bench.runner.bandit import train_bandit_baseline  # these build on this module
+        from explore_bench.runner.explorer import train_explorer
 
-        train = train_explorer if config.get("algo") in EXPLORER_ALGOS else _train_agent
+        train = _train_agent
+        if config.get("algo") in EXPLORER_ALGOS:
+            train = train_explorer
+        elif config.get("algo") in BASELINE_ALGOS:
+            train = train_bandit_baseline
         try:
             result = train(config, run_dir, attempt, log_every=log_every, checkpoint_every=checkpoint_every,
                            final_window=final_window, tb_dir=tb_dir, progress_bar=progress_bar, verbose=verbose,
@@ -738,10 +744,16 @@ def _train_agent(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, An
         else:
             callback.init_callback(model)
         callback.finish()
+        final = callback.final_metrics()
+        if env_family(config["env"]) == "bandit":
+            from explore_bench.runner.bandit import bandit_final, is_meta_bandit
+
+            if is_meta_bandit(config["env"], config.get("env_kwargs")):
+                final.update(bandit_final(model, config, run_dir))  # the held-out tasks replace the training window
         return {
             "frames": callback.frames,
             "wall_time_s": callback.wall_time,
-            "final": callback.final_metrics(),
+            "final": final,
             "n_episodes": callback.n_episodes,
             "resumed_from": resumed_from,
             "git_commits": callback.git_commits,

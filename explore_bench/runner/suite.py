@@ -37,7 +37,7 @@ import yaml
 
 from explore_bench.agents.factory import (
     AGENT_ALGOS,
-    EXPLORER_ALGOS,
+    STANDALONE_ALGOS,
     ConfigError,
     apply_overrides,
     list_agents,
@@ -355,7 +355,7 @@ def make_run_spec(
     except ConfigError as e:
         raise ConfigError(f"{prefix}{e}") from None
     n_envs = config.get("n_envs")
-    if config["algo"] not in EXPLORER_ALGOS and (not _is_int(n_envs) or not 0 < n_envs <= 4096):  # SB3 fails on 0 with a bare IndexError
+    if config["algo"] not in STANDALONE_ALGOS and (not _is_int(n_envs) or not 0 < n_envs <= 4096):  # SB3 fails on 0 with a bare IndexError
         where = "override 'n_envs'" if "n_envs" in overrides else f"agent {agent!r}: key 'n_envs'"
         raise ConfigError(f"{prefix}{where}: expected a number of parallel envs from 1 to 4096, "
                           f"got {_describe(n_envs)}")
