@@ -232,8 +232,8 @@ def main() -> None:
         "Command: `python benchmarks/bandit_reference.py --out results/bandit_baselines.md`  ",
         "Every table of spec §9.1, §9.2, §9.3 and §9.5 rerun with `explore_bench.agents.bandit_baselines` on the "
         "vectorised simulator (`explore_bench.envs.bandits.vec`), each number beside the spec's own reproduction "
-        f"(and RL²'s Table 1 for §9.1). Seeds as in spec §10; numpy {np.__version__}; "
-        f"{time.perf_counter() - start:.0f} s on one core.",
+        f"(and RL²'s Table 1 for §9.1). Seeds as in spec §10; numpy {np.__version__}; this run took "
+        f"{time.perf_counter() - start:.0f} s (one process).",
     ]
     emit_table(header + [line for section in sections for line in ["", *section]], args.out)
 

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from explore_bench.agents.bandit_baselines import (
-    BanditPolicy,
     Greedy,
     ThompsonSampling,
     TSBeta,
@@ -20,22 +19,27 @@ from explore_bench.agents.bandit_baselines import (
     evaluate_baseline,
     list_baselines,
     make_baseline,
+    reference_regrets,
     tune,
     tuning_grid,
 )
 from explore_bench.envs.bandits.metrics import (
     _weighted_median,
+    best_never_tried,
+    bimodality,
     cumulative_regret,
+    early_failure,
     estimate,
     fit_regret_curve,
     greedy_flags,
     k_min_frac,
+    normalized_score,
     posterior_best_probs,
     suffix_failure_curve,
     summarize,
     ts_consistency,
 )
-from explore_bench.envs.bandits.vec import BatchedBandit, Prior, Stats, Trajectories, run_policy
+from explore_bench.envs.bandits.vec import BanditPolicy, BatchedBandit, Prior, Stats, Trajectories, run_policy
 
 
 def hard_instance(n: int, rng: np.random.Generator, k: int = 5, delta: float = 0.2) -> np.ndarray:
@@ -46,7 +50,7 @@ def hard_instance(n: int, rng: np.random.Generator, k: int = 5, delta: float = 0
 
 
 def mean_regret(traj: Trajectories, horizon: int) -> float:
-    return float(cumulative_regret(traj.actions[:, :horizon], traj.means).mean())
+    return float(cumulative_regret(traj.head(horizon).actions, traj.means).mean())
 
 
 def mean_reward(policy: BanditPolicy, means: np.ndarray, horizon: int, rng: np.random.Generator) -> float:
@@ -103,6 +107,22 @@ def test_cumulative_regret_and_summary_keys() -> None:
     assert out["total_reward_mean"] == 2.0
     assert out["realized_regret_mean"] == pytest.approx(4 * 0.7 - 2.0)
     assert out["best_arm_frac"] == 0.5 and out["late_best_share"] == 0.5
+
+
+def test_early_failure_bimodality_and_normalized_score() -> None:
+    means = np.array([[0.9, 0.1], [0.9, 0.1], [0.9, 0.1]])
+    actions = np.array([[0, 1, 1, 1, 1, 1, 1, 1], [1] * 8, [0] * 8])
+    traj = Trajectories(actions, np.zeros((3, 8)), means)
+    ecf, abandon = early_failure(traj)
+    assert ecf.tolist() == [1.0, 1.0, 0.0] and abandon.tolist() == [1.0, 0.0, 0.0]
+    assert best_never_tried(traj).tolist() == [0.0, 1.0, 0.0]
+    hist, extreme = bimodality(traj)
+    assert hist.sum() == pytest.approx(1.0) and extreme == pytest.approx(2 / 3)
+    rng = np.random.default_rng(3)
+    random_regret, reference_regret = reference_regrets(rng.uniform(size=(2000, 2)), 20, rng)
+    assert random_regret > reference_regret
+    assert normalized_score(reference_regret, random_regret, reference_regret) == 1.0
+    assert normalized_score(random_regret, random_regret, reference_regret) == 0.0
 
 
 def test_bootstrap_estimates() -> None:

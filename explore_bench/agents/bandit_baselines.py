@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from explore_bench.envs.bandits.metrics import summarize
-from explore_bench.envs.bandits.vec import BanditPolicy, Prior, RewardType, Stats, run_policy
+from explore_bench.envs.bandits.vec import BanditPolicy, Prior, RewardType, Stats, action_frequencies, run_policy
 
 __all__ = [
     "BASELINES",
@@ -137,11 +137,11 @@ class UCB1(IndexPolicy):
     def index(self, stats: Stats, t: int) -> np.ndarray:
         sums, counts = stats
         if self.pseudo_counts:
-            pulls, mean, log_t = counts + 2.0, (sums + 1.0) / (counts + 2.0), np.log(max(t, 1))
+            pulls, mean, log_t = counts + 2.0, sums + 1.0, np.log(max(t, 1))
         else:  # untried arms (N = 0) are overridden by the init round
-            pulls = np.maximum(counts, 1).astype(np.float64)
-            mean, log_t = sums / pulls, np.log(t + 1)
-        return mean + self.c * np.sqrt(2.0 * log_t / pulls)
+            pulls, mean, log_t = np.maximum(counts, 1).astype(np.float64), sums.copy(), np.log(t + 1)
+        mean /= pulls
+        return mean + (self.c * np.sqrt(2.0 * log_t)) / np.sqrt(pulls)
 
 
 class Greedy(UCB1):
@@ -206,7 +206,8 @@ class EpsGreedy(BanditPolicy):
 
 class ThompsonSampling(BanditPolicy):
     """a_t = argmax of one posterior draw per arm under ``prior``. Its action probabilities (= P(arm is best)) are
-    left to the Monte-Carlo default, the generic path for stochastic policies that the TS-consistency test checks."""
+    estimated by Monte Carlo, like any stochastic policy's, so the TS-consistency test measures a sampled π against
+    the exact posterior; the draws are batched here rather than through tiled statistics."""
 
     name = "thompson"
 
@@ -215,6 +216,10 @@ class ThompsonSampling(BanditPolicy):
 
     def select(self, stats: Stats, t: int, rng: np.random.Generator) -> np.ndarray:
         return np.argmax(self.prior.sample(stats, rng), axis=1)  # continuous draws: ties have probability 0
+
+    def action_probs(self, stats: Stats, t: int, rng: np.random.Generator, n_draws: int = 1000) -> np.ndarray:
+        draws = self.prior.sample(stats, rng, n_draws)
+        return action_frequencies(np.argmax(draws, axis=2), stats.sums.shape[1])
 
 
 class TSBeta(ThompsonSampling):

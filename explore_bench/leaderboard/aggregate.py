@@ -54,8 +54,10 @@ __all__ = [
 ]
 
 FINAL_METRICS = ("success", "return", "coverage")
-#: Final metrics only some envs report (``tv_fraction``: envs with a noisy TV): mean and CI only, empty elsewhere.
-OPTIONAL_FINAL_METRICS = ("tv_fraction",)
+#: Final metrics only some envs report (``tv_fraction``: envs with a noisy TV; the rest: bandits' held-out
+#: evaluation at the horizon H and at 6H, ``runner.bandit``): mean and CI only, empty elsewhere.
+OPTIONAL_FINAL_METRICS = ("tv_fraction", "regret", "normalized_score", "suff_fail_half", "kminfrac", "regret_6x",
+                          "suff_fail_half_6x")
 #: progress.csv columns as the runner writes them (``runner.io.PROGRESS_COLUMNS``); files of an older runner lack
 #: ``tv_fraction`` and still load.
 PROGRESS_COLUMNS = (
@@ -67,7 +69,8 @@ CONFIDENCE = 0.95
 
 RUN_COLUMNS = [
     "env", "method", "agent", "bonus", "seed", "status", "frames", "wall_time_s",
-    "final_success", "final_return", "final_coverage", "final_tv_fraction", "config_hash", "git_commit",
+    *(f"final_{m}" for m in (*FINAL_METRICS, *OPTIONAL_FINAL_METRICS)),
+    "config_hash", "git_commit",
     "git_commits", "git_dirty", "versions", "run_dir", "final_metrics",
 ]
 
@@ -496,9 +499,11 @@ def build_leaderboard(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | 
     write_csv_atomic(board, out_dir / "leaderboard.csv")
     write_csv_atomic(agg, out_dir / "leaderboard_aggregate.csv")
     if plots:
-        from .plots import plot_aggregate, plot_learning_curves
+        from .plots import plot_aggregate, plot_bandit_metrics, plot_learning_curves, plot_return_curves
 
         finished = runs[runs["status"] == "finished"].reset_index(drop=True)
         plot_learning_curves(finished, out_dir, success_threshold=success_threshold)
+        plot_return_curves(finished, out_dir)
+        plot_bandit_metrics(finished, out_dir)
         plot_aggregate(agg, out_dir)
     return board

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from explore_bench.envs.atari import ATARI_REFERENCE_SCORES
+from explore_bench.envs.bandits.metrics import normalized_score as bandit_normalized_score
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +119,11 @@ def _bandit(env_id: str, final: Mapping[str, object]) -> float:
     if missing:
         raise ValueError(f"bandit run of {env_id!r} has neither 'normalized_score' nor {missing} in its final "
                          "metrics (specs/bandits.md §5.2 needs the regret of the run and of the random policy)")
-    regret, random = _get(final, "regret"), _get(final, "regret_random")
     reference = _get(final, "regret_reference") if final.get("regret_reference") is not None else 0.0
-    if random == reference:
-        raise ValueError(f"bandit run of {env_id!r}: regret_random equals regret_reference ({random}); "
-                         "the normalised score is undefined")
-    return (random - regret) / (random - reference)
+    try:
+        return bandit_normalized_score(_get(final, "regret"), _get(final, "regret_random"), reference)
+    except ValueError as e:
+        raise ValueError(f"bandit run of {env_id!r}: {e}") from None
 
 
 #: family -> f(env_id, final metrics) -> normalised score.

@@ -31,6 +31,9 @@ __all__ = [
     "learning_curves",
     "plot_curves",
     "plot_learning_curves",
+    "plot_return_curves",
+    "plot_bandit_metrics",
+    "return_curves",
     "plot_aggregate",
     "env_filename",
     "plot_aggregate_scores",
@@ -65,13 +68,14 @@ def _save_formats(fig: Figure, path: Path, formats: Sequence[str]) -> list[Path]
     return [_save_atomic(fig, path.with_suffix(f".{fmt}")) for fmt in formats]
 
 
-def curve_bands(curves: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray):
-    """Mean success over seeds on ``grid`` with a 95% t-interval band per grid point.
+def curve_bands(curves: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray,
+                bounds: tuple[float, float] | None = (0.0, 1.0)):
+    """Mean over seeds on ``grid`` with a 95% t-interval band per grid point.
 
     Each seed's curve is linearly interpolated onto the grid; grid points past a seed's last logged frame are
     dropped for all seeds (the band only covers frames every seed reached, so the mean never changes which
     seeds it averages).  Returns (grid, mean, low, high); low/high are NaN where there are fewer than 2 seeds,
-    and clipped to [0, 1]."""
+    and clipped to ``bounds`` (a success rate's [0, 1] by default; None for returns)."""
     end = min(x[-1] for x, _ in curves)
     grid = grid[grid <= end]
     ys = np.stack([np.interp(grid, x, y) for x, y in curves])  # (n_seeds, n_grid)
@@ -86,12 +90,29 @@ def curve_bands(curves: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray):
     # zero spread (all seeds equal) gives scale 0 -> NaN from scipy; the band is then the mean itself
     low = np.where(sem > 0, low, mean)
     high = np.where(sem > 0, high, mean)
-    return grid, mean, np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
+    if bounds is None:
+        return grid, mean, low, high
+    return grid, mean, np.clip(low, *bounds), np.clip(high, *bounds)
 
 
 def learning_curves(runs: pd.DataFrame) -> Curves:
     """The success curve (``success_curve``) of every finished run in ``runs`` (``load_runs`` output) that has
     progress data, by env and method.  Every env of ``runs`` is a key; methods without progress data are not."""
+    return _curves(runs, "success", lambda prog, frames: success_curve(prog, frames))
+
+
+def return_curves(runs: pd.DataFrame) -> Curves:
+    """The logged mean episode return against frames of every finished run in ``runs`` that has progress data but
+    no success data (Atari games, bandits), by env and method; envs where some run reports success are left out
+    (their success curves say more)."""
+    with_success = {env for env, per_method in learning_curves(runs).items() if per_method}
+    curves = _curves(runs[~runs["env"].isin(with_success)], "episode_return",
+                     lambda prog, frames: (prog["frames"].to_numpy(float), prog["episode_return"].ffill().fillna(0)
+                                           .to_numpy(float)))
+    return {env: per_method for env, per_method in curves.items() if per_method}
+
+
+def _curves(runs: pd.DataFrame, column: str, curve) -> Curves:
     if "status" in runs.columns:
         runs = runs[runs["status"] == "finished"]
     out: Curves = {}
@@ -101,9 +122,9 @@ def learning_curves(runs: pd.DataFrame) -> Curves:
             curves = []
             for r in gm.itertuples():
                 prog = read_progress(r.run_dir)
-                if prog is None or prog.empty or prog["success"].isna().all():  # Atari games report no success
+                if prog is None or prog.empty or prog[column].isna().all():  # e.g. Atari games report no success
                     continue
-                curves.append(success_curve(prog, r.frames))
+                curves.append(curve(prog, r.frames))
             if curves:
                 per_method[str(method)] = curves
     return out
@@ -117,6 +138,28 @@ def plot_learning_curves(runs: pd.DataFrame, out_dir: str | os.PathLike, success
     return plot_curves(learning_curves(runs), out_dir, success_threshold, n_grid, formats)
 
 
+def _curve_figure(env: str, per_method: dict, n_grid: int, ylabel: str, bounds: tuple[float, float] | None,
+                  empty_text: str) -> tuple[Figure, object]:
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    if per_method:
+        max_f = max(x[-1] for cs in per_method.values() for x, _ in cs)
+        grid = np.linspace(0.0, max_f, n_grid)
+        for method, seeds in per_method.items():
+            g, mean, low, high = curve_bands(seeds, grid, bounds)
+            (line,) = ax.plot(g, mean, label=f"{method} (n={len(seeds)})")
+            if np.isfinite(low).any():
+                ax.fill_between(g, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.legend(fontsize="small")
+    else:
+        ax.text(0.5, 0.5, empty_text, ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("frames")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{env}: mean over seeds, 95% CI")
+    ax.grid(alpha=0.3)
+    return fig, ax
+
+
 def plot_curves(curves: Curves, out_dir: str | os.PathLike, success_threshold: float | None = None,
                 n_grid: int = N_GRID, formats: Sequence[str] = ("png",)) -> list[Path]:
     """``plot_learning_curves`` of curves already read (``learning_curves``); an env without any curve gets a
@@ -124,28 +167,63 @@ def plot_curves(curves: Curves, out_dir: str | os.PathLike, success_threshold: f
     out_dir = Path(out_dir)
     written = []
     for env, per_method in curves.items():
-        fig = Figure(figsize=(7, 4.5))
-        ax = fig.add_subplot()
-        if per_method:
-            max_f = max(x[-1] for cs in per_method.values() for x, _ in cs)
-            grid = np.linspace(0.0, max_f, n_grid)
-            for method, seeds in per_method.items():
-                g, mean, low, high = curve_bands(seeds, grid)
-                (line,) = ax.plot(g, mean, label=f"{method} (n={len(seeds)})")
-                if np.isfinite(low).any():
-                    ax.fill_between(g, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-        else:
-            ax.text(0.5, 0.5, "no success data", ha="center", va="center", transform=ax.transAxes)
+        fig, ax = _curve_figure(env, per_method, n_grid, "success rate", (0.0, 1.0), "no success data")
         if success_threshold is not None:
             ax.axhline(success_threshold, color="grey", linestyle=":", linewidth=1)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("frames")
-        ax.set_ylabel("success rate")
-        ax.set_title(f"{env}: mean over seeds, 95% CI")
-        ax.grid(alpha=0.3)
-        if per_method:
-            ax.legend(fontsize="small")
         written += _save_formats(fig, out_dir / env_filename(env), formats)
+    return written
+
+
+def plot_return_curves(runs: pd.DataFrame, out_dir: str | os.PathLike, n_grid: int = N_GRID,
+                       formats: Sequence[str] = ("png",)) -> list[Path]:
+    """One ``returns_<env>.png`` per env of ``return_curves``: mean episode return vs frames per method, with a 95%
+    t-interval band. A bandit baseline, which trains nothing, is a flat line at its held-out return."""
+    written = []
+    for env, per_method in return_curves(runs).items():
+        fig, _ = _curve_figure(env, per_method, n_grid, "episode return", None, "no return data")
+        written += _save_formats(fig, Path(out_dir) / env_filename(env).replace("curves_", "returns_", 1), formats)
+    return written
+
+
+#: the bandit metrics of ``plot_bandit_metrics``: (final metric at the env's horizon, at 6x it, axis label)
+BANDIT_PANELS = (("regret", "regret_6x", "cumulative pseudo-regret"),
+                 ("suff_fail_half", "suff_fail_half_6x", "suffix failure SuffFail(T/2)"),
+                 ("kminfrac", "kminfrac_6x", "K * MinFrac(T)"))
+
+
+def plot_bandit_metrics(runs: pd.DataFrame, out_dir: str | os.PathLike, formats: Sequence[str] = ("png",)
+                        ) -> list[Path]:
+    """One ``bandit_<env>.png`` per env whose runs report a held-out regret (``runner.bandit``): regret, suffix
+    failure and K·MinFrac of every method at the env's horizon H and at 6H, mean over seeds with the range of the
+    seeds as error bars. Returns the written paths."""
+    if "status" in runs.columns:
+        runs = runs[runs["status"] == "finished"]
+    written = []
+    for env, ge in runs.groupby("env", sort=True):
+        finals = {m: [f for f in gm["final_metrics"] if isinstance(f, dict) and f.get("regret") is not None]
+                  for m, gm in ge.groupby("method", sort=True)}
+        finals = {m: fs for m, fs in finals.items() if fs}
+        if not finals:
+            continue
+        methods = sorted(finals, key=lambda m: np.mean([f["regret"] for f in finals[m]]))
+        fig = Figure(figsize=(13, 0.9 + 0.45 * len(methods)), layout="constrained")
+        axes = fig.subplots(1, len(BANDIT_PANELS), sharey=True)
+        y = np.arange(len(methods))
+        for ax, (short, long, label) in zip(axes, BANDIT_PANELS):
+            for offset, key, name in ((-0.18, short, "H"), (0.18, long, "6H")):
+                vals = [np.array([f.get(key, np.nan) for f in finals[m]], dtype=float) for m in methods]
+                mean = np.array([np.nanmean(v) if np.isfinite(v).any() else np.nan for v in vals])
+                lo = np.array([np.nanmin(v) if np.isfinite(v).any() else np.nan for v in vals])
+                hi = np.array([np.nanmax(v) if np.isfinite(v).any() else np.nan for v in vals])
+                ax.barh(y + offset, mean, height=0.34, xerr=_xerr(mean, lo, hi), label=name, capsize=2)
+            ax.set_xlabel(label)
+            ax.grid(axis="x", alpha=0.3)
+        axes[0].set_yticks(y, methods)
+        axes[0].invert_yaxis()
+        axes[0].legend(fontsize="small")
+        fig.suptitle(f"{env}: held-out tasks, mean over seeds (bars: seed range)")
+        written += _save_formats(fig, Path(out_dir) / env_filename(env).replace("curves_", "bandit_", 1), formats)
     return written
 
 

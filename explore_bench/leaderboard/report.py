@@ -31,9 +31,11 @@ from .plots import (
     learning_curves,
     plot_aggregate_scores,
     plot_archive_curves,
+    plot_bandit_metrics,
     plot_curves,
     plot_performance_profiles,
     plot_probability_of_improvement,
+    plot_return_curves,
 )
 from .stats import (
     ScoreDict,
@@ -117,6 +119,8 @@ def build_plots(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     written = _write_scores(scores, out_dir, n_bootstrap, seed, formats) if scores else []
     written += plot_curves(curves, out_dir, success_threshold=success_threshold, formats=formats)
     written += plot_archive_curves(runs, out_dir, formats=formats)
+    written += plot_return_curves(runs, out_dir, formats=formats)
+    written += plot_bandit_metrics(runs, out_dir, formats=formats)
     note = _note(left_out, bool(scores))
     if note:
         (on_note or _print_note)(note)

@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from explore_bench.agents.bandit_baselines import make_baseline
+from explore_bench.agents.bandit_baselines import MAX_DP_HORIZON, make_baseline
 from explore_bench.envs import make_env
 from explore_bench.envs.bandits import MetaBanditEnv
-from explore_bench.envs.bandits.metrics import cumulative_regret, summarize
+from explore_bench.envs.bandits.metrics import cumulative_regret, normalized_score, summarize
 from explore_bench.envs.bandits.vec import Stats, Trajectories
 from explore_bench.runner.io import atomic_write_json, write_progress
 from explore_bench.runner.run import PROGRESS_FILE, UNKNOWN_COMMIT, git_commit, git_dirty
@@ -71,7 +71,7 @@ def is_meta_bandit(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> 
 
 
 def rollout(actor_factory: Callable[[int, int, int], Actor], env_id: str, env_kwargs: Mapping[str, Any],
-            n_tasks: int = EVAL_TASKS, seed: int = EVAL_SEED) -> Trajectories:
+            n_tasks: int, seed: int) -> Trajectories:
     """Play ``n_tasks`` tasks of ``env_id`` (env ``i`` reset with seed ``seed + i``) with the actor that
     ``actor_factory(n_tasks, n_arms, horizon)`` builds; the trajectories with the tasks' means and raw rewards."""
     envs = [make_env(env_id, **env_kwargs) for _ in range(n_tasks)]
@@ -132,10 +132,11 @@ def baseline_actor(name: str, params: Mapping[str, Any], seed: int) -> Callable[
     return factory
 
 
-def _reference(n_arms: int, reward_type: str) -> str | None:
+def _reference(n_arms: int, reward_type: str, horizon: int) -> str | None:
+    """The §5.2 reference baseline; the exact DP only up to the horizons its tables are built for."""
     if reward_type != "bernoulli":
         return None
-    return "bayes_opt_k2" if n_arms == 2 else "gittins_approx"
+    return "bayes_opt_k2" if n_arms == 2 and horizon <= MAX_DP_HORIZON else "gittins_approx"
 
 
 @functools.lru_cache(maxsize=8)
@@ -151,17 +152,18 @@ def _reference_regret(name: str, env_id: str, env_kwargs: Mapping[str, Any], n_t
 
 
 def evaluate_bandit(actor_factory: Callable[[int, int, int], Actor], env_id: str, env_kwargs: Mapping[str, Any],
-                    n_tasks: int = EVAL_TASKS, seed: int = EVAL_SEED) -> dict[str, Any]:
-    """``summarize`` of the actor on the held-out tasks at the env's horizon (``"h1"``) and at
-    ``LONG_HORIZON_FACTOR`` times it (``"h6"``), with the random policy's and the §5.2 reference's mean regret on the
-    same tasks (``regret_random``, ``regret_reference``) and ``normalized_score``."""
+                    n_tasks: int | None = None, seed: int | None = None) -> dict[str, Any]:
+    """``summarize`` of the actor on the held-out tasks (default ``EVAL_TASKS`` from seed ``EVAL_SEED``) at the env's
+    horizon (``"h1"``) and at ``LONG_HORIZON_FACTOR`` times it (``"h6"``), with the random policy's and the §5.2
+    reference's mean regret on the same tasks (``regret_random``, ``regret_reference``) and ``normalized_score``."""
+    n_tasks = EVAL_TASKS if n_tasks is None else int(n_tasks)
+    seed = EVAL_SEED if seed is None else int(seed)
     probe = make_env(env_id, **env_kwargs)
     bandit = _bandit(probe)
     probe.close()
     if bandit is None:
         raise ValueError(f"{env_id!r} is not a bandit env with one task per episode")
     out: dict[str, Any] = {"env": env_id, "env_kwargs": dict(env_kwargs), "tasks": n_tasks, "seed": seed}
-    reference = _reference(bandit.n_arms, bandit.family.reward_type)
     long_ok = type(bandit) is MetaBanditEnv  # a trial's length is set by its episodes, not by ``horizon``
     for key, factor in (("h1", 1), ("h6", LONG_HORIZON_FACTOR)):
         if factor > 1 and not long_ok:
@@ -171,11 +173,12 @@ def evaluate_bandit(actor_factory: Callable[[int, int, int], Actor], env_id: str
         metrics = summarize(traj, seed=seed)
         best = traj.means.max(axis=1)
         metrics["regret_random"] = float(np.mean(traj.horizon * (best - traj.means.mean(axis=1))))
+        reference = _reference(bandit.n_arms, bandit.family.reward_type, traj.horizon)
         metrics["regret_reference"] = 0.0 if reference is None else _reference_regret(reference, env_id, kwargs,
                                                                                        n_tasks, seed)
         metrics["reference"] = reference or "oracle"
-        metrics["normalized_score"] = ((metrics["regret_random"] - metrics["cum_regret_mean"])
-                                       / (metrics["regret_random"] - metrics["regret_reference"]))
+        metrics["normalized_score"] = normalized_score(metrics["cum_regret_mean"], metrics["regret_random"],
+                                                       metrics["regret_reference"])
         out[key] = metrics
     return out
 

@@ -26,8 +26,10 @@ __all__ = [
     "RewardType",
     "Stats",
     "Trajectories",
+    "action_frequencies",
     "check_actions",
     "check_means",
+    "check_rewards",
     "run_policy",
 ]
 
@@ -39,7 +41,8 @@ REWARD_TYPES: tuple[str, ...] = ("bernoulli", "gaussian")
 # Input checks shared by the simulator, the trajectories and the metrics
 # ---------------------------------------------------------------------------------------------------------------
 def check_means(means: np.ndarray, reward_type: str = "gaussian") -> np.ndarray:
-    """``means`` as float64[R, K] with K >= 1; Bernoulli means must lie in [0, 1]. Raises ValueError otherwise."""
+    """``means`` as finite float64[R, K] with R, K >= 1; for ``reward_type="bernoulli"`` also within [0, 1]. Raises
+    ValueError otherwise."""
     arr = np.asarray(means, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ValueError(f"means: expected shape (R, K) with R, K >= 1, got {arr.shape}")
@@ -65,6 +68,16 @@ def check_actions(actions: np.ndarray, n_arms: int, shape: tuple[int, ...] | Non
     arr = arr.astype(np.int64)
     if arr.size and (arr.min() < 0 or arr.max() >= n_arms):
         raise ValueError(f"actions: expected arm indices in [0, {n_arms}), got range [{arr.min()}, {arr.max()}]")
+    return arr
+
+
+def check_rewards(rewards: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``rewards`` as finite float64 of ``shape`` (that of the actions). Raises ValueError otherwise."""
+    arr = np.asarray(rewards, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"rewards: expected shape {shape} (as actions), got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("rewards: expected finite values, got NaN or inf")
     return arr
 
 
@@ -167,33 +180,39 @@ class Prior:
         precision = 1.0 / self.s0**2 + counts / self.sigma**2
         return (self.m0 / self.s0**2 + sums / self.sigma**2) / precision, 1.0 / np.sqrt(precision)
 
-    def sample(self, stats: Stats, rng: np.random.Generator) -> np.ndarray:
-        """One posterior draw of every arm's mean, float64[R, K]."""
+    def sample(self, stats: Stats, rng: np.random.Generator, n_draws: int | None = None) -> np.ndarray:
+        """One posterior draw of every arm's mean, float64[R, K]; with ``n_draws``, that many: [n_draws, R, K]."""
+        shape = stats.sums.shape if n_draws is None else (n_draws, *stats.sums.shape)
         if self.kind == "beta":
-            return rng.beta(*self.beta_params(stats))
+            a, b = self.beta_params(stats)
+            return rng.beta(a, b, size=shape)
         mean, std = self.gauss_params(stats)
-        return mean + std * rng.standard_normal(mean.shape)
+        return mean + std * rng.standard_normal(shape)
 
-    def grid_log_density(self, stats: Stats, n_grid: int) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior log-densities (up to a constant per arm) on a grid of cell midpoints shared by the arms of a
-        replicate: returns (grid [R, G] or [1, G], log_density [R, K, G]).
-
-        Beta posteriors live on (0, 1); a Gaussian replicate's grid spans every arm's mean ± 8 std.
-        """
+    def grid_log_density(self, stats: Stats, n_grid: int) -> np.ndarray:
+        """Posterior log-densities (up to a constant per arm) at n_grid cell midpoints shared by the arms of a
+        replicate, float64[R, K, n_grid]: Beta posteriors on (0, 1); a Gaussian replicate's grid spans every arm's
+        mean ± 8 std."""
         if self.kind == "beta":
             a, b = self.beta_params(stats)
             x = (np.arange(n_grid) + 0.5) / n_grid
-            logd = (a[..., None] - 1.0) * np.log(x) + (b[..., None] - 1.0) * np.log1p(-x)
-            return x[None, :], logd
+            return (a[..., None] - 1.0) * np.log(x) + (b[..., None] - 1.0) * np.log1p(-x)
         mean, std = self.gauss_params(stats)
         lo, hi = (mean - 8 * std).min(axis=1), (mean + 8 * std).max(axis=1)
         x = lo[:, None] + (hi - lo)[:, None] * (np.arange(n_grid) + 0.5) / n_grid
-        return x, -0.5 * ((x[:, None, :] - mean[..., None]) / std[..., None]) ** 2
+        return -0.5 * ((x[:, None, :] - mean[..., None]) / std[..., None]) ** 2
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Policy interface and trajectories
 # ---------------------------------------------------------------------------------------------------------------
+def action_frequencies(actions: np.ndarray, n_arms: int) -> np.ndarray:
+    """float64[R, K] empirical frequency of each arm in int[n_draws, R] sampled actions."""
+    n_draws, n_rep = actions.shape
+    cells = (np.arange(n_rep) * n_arms + actions).ravel()
+    return np.bincount(cells, minlength=n_rep * n_arms).reshape(n_rep, n_arms) / n_draws
+
+
 class BanditPolicy:
     """A policy acting on R replicates at once from their sufficient statistics.
 
@@ -214,12 +233,10 @@ class BanditPolicy:
     def action_probs(self, stats: Stats, t: int, rng: np.random.Generator, n_draws: int = 1000) -> np.ndarray:
         """float64[R, K] probabilities of ``select``'s choice; here the empirical frequencies of n_draws calls."""
         n_rep, n_arms = stats.sums.shape
-        actions = self.select(stats.tile(n_draws), t, rng).reshape(n_draws, n_rep)
-        cells = (np.arange(n_rep) * n_arms + actions).ravel()
-        return np.bincount(cells, minlength=n_rep * n_arms).reshape(n_rep, n_arms) / n_draws
+        return action_frequencies(self.select(stats.tile(n_draws), t, rng).reshape(n_draws, n_rep), n_arms)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Trajectories:
     """R replicates of one policy: actions int64[R, T], rewards float64[R, T], the task means float64[R, K], the
     reward type, and optionally the policy's per-round action probabilities ``probs`` float64[R, T, K]."""
@@ -236,11 +253,7 @@ class Trajectories:
         if actions.ndim != 2 or actions.shape[0] != means.shape[0] or actions.shape[1] < 1:
             raise ValueError(f"actions: expected shape (R={means.shape[0]}, T>=1), got {actions.shape}")
         actions = check_actions(actions, means.shape[1])
-        rewards = np.asarray(self.rewards, dtype=np.float64)
-        if rewards.shape != actions.shape:
-            raise ValueError(f"rewards: expected shape {actions.shape} (as actions), got {rewards.shape}")
-        if not np.all(np.isfinite(rewards)):
-            raise ValueError("rewards: expected finite values, got NaN or inf")
+        rewards = check_rewards(self.rewards, actions.shape)
         object.__setattr__(self, "means", means)
         object.__setattr__(self, "actions", actions)
         object.__setattr__(self, "rewards", rewards)
