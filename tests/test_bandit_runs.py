@@ -22,8 +22,8 @@ def few_tasks(monkeypatch):
     monkeypatch.setattr(bandit, "EVAL_TASKS", 200)
 
 
-def _config(agent, frames=4000, seed=0, **overrides):
-    config = resolve_config("Bandit-v0", agent, None, seed, frames, overrides)
+def _config(agent, frames=4000, seed=0, bonus=None, **overrides):
+    config = resolve_config("Bandit-v0", agent, bonus, seed, frames, overrides)
     config["env_kwargs"] = dict(SHORT)
     return config
 
@@ -71,9 +71,10 @@ def test_greedy_has_more_suffix_failures_than_ucb1_on_held_out_tasks(tmp_path, f
     assert finals["bandit_ucb1"]["kminfrac"] > finals["bandit_greedy"]["kminfrac"]
 
 
-@pytest.mark.parametrize("agent", ["rl2", "rl2_memoryless"])
-def test_learned_agent_is_scored_on_the_held_out_tasks(tmp_path, few_tasks, agent):
-    config = _config(agent, frames=1600, **{"n_envs": 4, "hyperparameters.n_steps": 20,
+@pytest.mark.parametrize("agent, bonus", [("rl2", "count"), ("rl2_memoryless", "rnd")])
+def test_learned_agent_with_a_bonus_is_scored_on_the_held_out_tasks(tmp_path, few_tasks, agent, bonus):
+    """RL^2 (reward-wrapper path) and its memoryless ablation (IntrinsicPPO path), each with a registry bonus."""
+    config = _config(agent, frames=1600, bonus=bonus, **{"n_envs": 4, "hyperparameters.n_steps": 20,
                                             "hyperparameters.batch_size": 80, "hyperparameters.n_epochs": 1})
     summary = run_single(config, tmp_path / agent, tensorboard=False)
     assert summary["status"] == "finished", summary.get("traceback")
