@@ -108,8 +108,8 @@ def test_bad_baseline_configs_are_refused_before_any_run(tmp_path):
     bad_param = make_run_spec("Bandit-v0", "bandit_ucb1", None, 0, 1000, {"baseline.params": {"gamma": 0.5}})
     with pytest.raises(ConfigError, match="gamma"):
         check_builds([bad_param])
-    not_a_bandit = make_run_spec("MiniGrid-DoorKey-5x5-v0", "bandit_ucb1", None, 0, 1000)
-    with pytest.raises(ConfigError, match="bandit env with one task per episode"):
-        check_builds([not_a_bandit])
+    for env in ("MiniGrid-DoorKey-5x5-v0", "BanditTrialResampled-v0", "GridTrial-v0"):
+        with pytest.raises(ConfigError, match="bandit env with one task per episode"):
+            check_builds([make_run_spec(env, "bandit_ucb1", None, 0, 1000)])
     with pytest.raises(ValueError, match="oracle"):
         bandit.baseline_actor("oracle", {}, 0)

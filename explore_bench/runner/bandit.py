@@ -57,7 +57,7 @@ Actor = tuple[Callable[[np.ndarray, int], np.ndarray], Callable[[np.ndarray, np.
 
 def _bandit(env: Any) -> MetaBanditEnv | None:
     base = env.unwrapped
-    return base if isinstance(base, MetaBanditEnv) and not base.family.resample_each_pull else None
+    return base if isinstance(base, MetaBanditEnv) and base.one_task_per_episode else None
 
 
 def is_meta_bandit(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> bool:

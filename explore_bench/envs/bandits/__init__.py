@@ -11,6 +11,7 @@ keyword overrides replace the defaults below, any constructor argument):
 ``BanditEasy-v0``           ``MetaBanditEnv`` bernoulli_gap, K=4, delta=0.5, H=100 (Explore-ICL easy instance)
 ``BanditGaussian-v0``       ``MetaBanditEnv`` gaussian, K=5, H=50
 ``BanditTrial-v0``          ``TrialEnv`` bernoulli_uniform, K=5, 1 pull per inner episode, 100 inner episodes, fixed
+``BanditTrialResampled-v0`` the same with a fresh task every inner episode (no recurring structure)
 ``GridTrial-v0``            ``GridTrialEnv`` 5×5, corner goals, E=4 inner episodes of at most L=12 steps
 ==========================  ==================================================================================
 """
@@ -67,6 +68,16 @@ BANDIT_ENVS: dict[str, tuple[type[gym.Env], dict[str, Any]]] = {
             "pulls_per_episode": 1,
             "episodes_per_trial": 100,
             "structure": "fixed",
+        },
+    ),
+    "BanditTrialResampled-v0": (
+        TrialEnv,
+        {
+            "base_family": "bernoulli_uniform",
+            "n_arms": 5,
+            "pulls_per_episode": 1,
+            "episodes_per_trial": 100,
+            "structure": "resampled",
         },
     ),
     "GridTrial-v0": (GridTrialEnv, {"size": 5, "episodes_per_trial": 4, "max_steps": 12}),

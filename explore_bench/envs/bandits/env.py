@@ -177,6 +177,11 @@ class MetaBanditEnv(gym.Env[np.ndarray, np.int64]):
         return self._resamples and self._t > 0
 
     @property
+    def one_task_per_episode(self) -> bool:
+        """Whether every pull of an episode faces the task drawn at reset (``info["task"]``)."""
+        return not self._resamples
+
+    @property
     def task(self) -> Task | None:
         """The current task (privileged: for evaluation code, never for the agent)."""
         return self._task

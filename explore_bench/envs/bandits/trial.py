@@ -80,6 +80,10 @@ class TrialEnv(MetaBanditEnv):
     def _redraw_due(self) -> bool:
         return self.structure == "resampled" and 0 < self._t and self._t % self.pulls_per_episode == 0
 
+    @property
+    def one_task_per_episode(self) -> bool:
+        return self.structure == "fixed"
+
     def step(self, action: Any):
         obs, reward, terminated, truncated, info = super().step(action)
         t = self._t  # pulls done, this one included
