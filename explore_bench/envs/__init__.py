@@ -19,7 +19,9 @@ of ``explore_bench.envs.tvgrid``, flat one-hot observations, no reward: an explo
 needs the ``atari`` extra, ale-py, to build) and ``bandit`` (bandit meta-RL, ``explore_bench.envs.bandits``: one
 episode = one task of H pulls, ``Bandit-v0``, ``BanditHard-v0``, ``BanditEasy-v0``, ``BanditGaussian-v0``; a
 multi-episode bandit trial as one episode, ``BanditTrial-v0``; the gridworld meta-task ``GridTrial-v0``. These envs
-report their own ``episode_metrics``: return, success (None for bandits), coverage, regret, ...).
+report their own ``episode_metrics``: return, success (None for bandits), coverage, regret, ...) and ``pointmaze``
+(``PointMazeDeceptive-v0``, the deceptive 2D point maze of the policy-search explorers, ``explore_bench.envs.point_maze``;
+``PointMazeDeceptive2-v0`` adds a second reward area).
 
 Every id is also registered with gymnasium under the ``explore_bench`` namespace on import of this package::
 
@@ -47,6 +49,8 @@ from explore_bench.envs.bandits import BANDIT_ENVS, make_bandit
 from explore_bench.envs.bandits import FAMILY as _BANDIT
 from explore_bench.envs.minigrid import FAMILY as _MINIGRID
 from explore_bench.envs.minigrid import MINIGRID_ENVS, make_minigrid
+from explore_bench.envs.point_maze import FAMILY as _POINTMAZE
+from explore_bench.envs.point_maze import POINT_MAZE_ENVS, make_point_maze
 from explore_bench.envs.tvgrid import FAMILY as _TVGRID
 from explore_bench.envs.tvgrid import (
     NOISY_MINIGRID_ENVS,
@@ -82,6 +86,7 @@ _CATALOGUE.update({env_id: (_MINIGRID, make_noisy_minigrid) for env_id in NOISY_
 _CATALOGUE.update({env_id: (_TVGRID, make_tvgrid) for env_id in TVGRID_ENVS})
 _CATALOGUE.update({env_id: (_ATARI, make_atari) for env_id in ATARI_ENVS})
 _CATALOGUE.update({env_id: (_BANDIT, make_bandit) for env_id in BANDIT_ENVS})
+_CATALOGUE.update({env_id: (_POINTMAZE, make_point_maze) for env_id in POINT_MAZE_ENVS})
 
 
 def list_envs(family: str | None = None) -> list[str]:

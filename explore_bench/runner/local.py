@@ -108,9 +108,10 @@ def check_builds(specs: list[RunSpec]) -> None:
     folder is written, not a failed run."""
     import torch
 
-    from explore_bench.agents.factory import BASELINE_ALGOS, EXPLORER_ALGOS, make_agent
+    from explore_bench.agents.factory import BASELINE_ALGOS, EXPLORER_ALGOS, NOVELTY_ALGOS, make_agent
     from explore_bench.runner.bandit import check_baseline
     from explore_bench.runner.explorer import build_explorer
+    from explore_bench.runner.novelty import build_novelty
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # multi-threaded orthogonal init is slower, not faster, on a busy machine
@@ -125,6 +126,8 @@ def check_builds(specs: list[RunSpec]) -> None:
                     build_explorer(spec.config).close()
                 elif spec.config["algo"] in BASELINE_ALGOS:
                     check_baseline(spec.config)
+                elif spec.config["algo"] in NOVELTY_ALGOS:
+                    build_novelty(spec.config).close()
                 else:
                     make_agent(spec.config).get_env().close()
             except Exception as e:  # noqa: BLE001 - whatever the agent refuses is bad input

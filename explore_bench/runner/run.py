@@ -63,6 +63,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from explore_bench.agents.factory import (
     BASELINE_ALGOS,
     EXPLORER_ALGOS,
+    NOVELTY_ALGOS,
     ConfigError,
     bonus_wrapper,
     intrinsic_stats,
@@ -667,12 +668,15 @@ def run_single(
         attempt: dict[str, Any] = {"frames": None, "wall_time_s": 0.0, "t0": time.time()}  # for a failed summary
         from explore_bench.runner.bandit import train_bandit_baseline  # these build on this module
         from explore_bench.runner.explorer import train_explorer
+        from explore_bench.runner.novelty import train_novelty
 
         train = _train_agent
         if config.get("algo") in EXPLORER_ALGOS:
             train = train_explorer
         elif config.get("algo") in BASELINE_ALGOS:
             train = train_bandit_baseline
+        elif config.get("algo") in NOVELTY_ALGOS:
+            train = train_novelty
         try:
             result = train(config, run_dir, attempt, log_every=log_every, checkpoint_every=checkpoint_every,
                            final_window=final_window, tb_dir=tb_dir, progress_bar=progress_bar, verbose=verbose,
@@ -750,6 +754,9 @@ def _train_agent(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, An
 
             if is_meta_bandit(config["env"], config.get("env_kwargs")):
                 final.update(bandit_final(model, config, run_dir))  # the held-out tasks replace the training window
+        from explore_bench.runner.maps import write_toponav_map  # a picture only where a toponav bonus ran
+
+        write_toponav_map(model, config, run_dir)
         return {
             "frames": callback.frames,
             "wall_time_s": callback.wall_time,
