@@ -13,7 +13,7 @@ from explore_bench.bonuses.base import Bonus
 _REGISTRY: dict[str, type[Bonus]] = {}
 # Built-in bonuses, imported on first use so that `import explore_bench.bonuses` stays light.
 _BUILTIN_MODULES = ("rnd", "rdd", "icm", "count", "simhash", "e3b", "byol_explore", "byol_hindsight", "empowerment",
-                    "go_explore_cells", "toponav", "bd_novelty")
+                    "go_explore_cells", "toponav", "bd_novelty", "repexp")
 
 B = TypeVar("B", bound=type[Bonus])
 
