@@ -23,8 +23,6 @@ of each trajectory returned to, as if it had been replayed.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import pickle
 import time
@@ -35,7 +33,7 @@ from typing import Any, Mapping
 from explore_bench.agents.factory import EXPLORER_ALGOS
 from explore_bench.agents.go_explore import GoExplore, GoExploreConfig, IterationStats
 from explore_bench.atomic import atomic_write_bytes
-from explore_bench.runner.io import atomic_write_json, write_progress
+from explore_bench.runner.io import atomic_write_json, read_rows_until, write_progress, write_table
 from explore_bench.runner.run import (
     PROGRESS_FILE,
     UNKNOWN_COMMIT,
@@ -51,21 +49,6 @@ ARCHIVE_CHECKPOINT = "checkpoint.archive.pkl"
 ARCHIVE_CSV = "archive.csv"
 DEMO_FILE = "demo.json"
 ARCHIVE_COLUMNS = ("iteration", "frames", "frames_game", "cells", "coverage", "max_score", "wall_time_s")
-
-
-def _archive_csv(rows: list[Mapping[str, Any]]) -> bytes:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, ARCHIVE_COLUMNS, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue().encode("utf-8")
-
-
-def _read_archive_rows(path: Path, max_frames: int) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return [row for row in csv.DictReader(f) if int(row["frames"]) <= max_frames]
 
 
 def _progress_row(stats: IterationStats, family: str, fps: float, robust: bool = False) -> dict[str, Any]:
@@ -116,7 +99,7 @@ def train_explorer(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, 
     # a robustified run past phase 1 keeps its later rows for phase 2 to trim to its own checkpoint
     keep = float("inf") if (run_dir / ROBUST_STATE).exists() else explorer.frames
     rows = [r for r in _read_rows(run_dir) if r["frames"] <= keep]
-    archive_rows = _read_archive_rows(run_dir / ARCHIVE_CSV, explorer.frames)
+    archive_rows = read_rows_until(run_dir / ARCHIVE_CSV, explorer.frames)
     write_progress(run_dir / PROGRESS_FILE, rows)
     commits = list(dict.fromkeys([*state.get("git_commits", []), git_commit() or UNKNOWN_COMMIT]))
     dirty = bool(state.get("git_dirty")) or bool(git_dirty())
@@ -143,7 +126,7 @@ def train_explorer(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, 
 
     def on_iteration(stats: IterationStats) -> None:
         archive_rows.append(asdict(stats))
-        atomic_write_bytes(run_dir / ARCHIVE_CSV, _archive_csv(archive_rows))
+        write_table(run_dir / ARCHIVE_CSV, ARCHIVE_COLUMNS, archive_rows)
         if stats.frames - last["row"] >= log_every:
             write_row(stats)
         if stats.frames - last["ckpt"] >= checkpoint_every:

@@ -64,14 +64,31 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def write_progress(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """(Re)write progress.csv with ``rows`` (NaN / missing values become empty cells)."""
+def write_table(path: str | os.PathLike, columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> Path:
+    """(Re)write the CSV file ``path`` atomically: a header of ``columns``, then ``rows`` (None, NaN and missing
+    values become empty cells; keys outside ``columns`` are left out)."""
+    columns = tuple(columns)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(PROGRESS_COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in PROGRESS_COLUMNS])
+        writer.writerow([_cell(row.get(c)) for c in columns])
     return atomic_write_text(path, buf.getvalue())
+
+
+def read_rows_until(path: str | os.PathLike, max_frames: float) -> list[dict[str, str]]:
+    """The rows of the CSV file ``path`` (as strings) whose ``frames`` is at most ``max_frames``; [] if the file is
+    absent. A resumed run keeps the rows its checkpoint covers."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return [row for row in csv.DictReader(f) if int(row["frames"]) <= max_frames]
+
+
+def write_progress(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """(Re)write progress.csv with ``rows`` (NaN / missing values become empty cells)."""
+    return write_table(path, PROGRESS_COLUMNS, rows)
 
 
 def read_progress_rows(path: str | os.PathLike) -> list[dict[str, float]]:

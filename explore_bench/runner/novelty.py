@@ -33,7 +33,6 @@ counts, the TAXONS/STAX AE counts, and ``coverage_at_<n>`` / ``best_reward_at_<n
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import io
 import os
@@ -48,7 +47,7 @@ from explore_bench.agents.factory import NOVELTY_ALGOS, load_state_safely
 from explore_bench.agents.novelty_domains import make_domain
 from explore_bench.agents.novelty_search import PolicySearch, make_search, search_config
 from explore_bench.atomic import atomic_write_bytes
-from explore_bench.runner.io import write_progress
+from explore_bench.runner.io import read_rows_until, write_progress, write_table
 from explore_bench.runner.run import (
     CORRUPT_DIR,
     PROGRESS_FILE,
@@ -103,21 +102,6 @@ def evaluation_budget(config: Mapping[str, Any], explorer: PolicySearch) -> int:
         raise ValueError(f"a budget of {config['frames']} frames is less than one episode "
                          f"({explorer.domain.episode_len} steps) of {config['env']}")
     return budget
-
-
-def _csv(rows: list[Mapping[str, Any]]) -> bytes:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, COLUMNS, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows([{k: ("" if v is None else v) for k, v in row.items()} for row in rows])
-    return buf.getvalue().encode("utf-8")
-
-
-def _read_archive_rows(path: Path, max_frames: int) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return [row for row in csv.DictReader(f) if int(row["frames"]) <= max_frames]
 
 
 _ARRAY = "__ndarray__"
@@ -202,7 +186,7 @@ def _train(explorer: PolicySearch, config: Mapping[str, Any], run_dir: Path, att
         log_event(run_dir, "no checkpoint: restarting from zero frames (progress rows dropped)")
     payload = payload or {}
     rows = [r for r in _read_rows(run_dir) if r["frames"] <= explorer.frames]
-    chunk_rows = _read_archive_rows(run_dir / ARCHIVE_CSV, explorer.frames)
+    chunk_rows = read_rows_until(run_dir / ARCHIVE_CSV, explorer.frames)
     write_progress(run_dir / PROGRESS_FILE, rows)
     commits = list(dict.fromkeys([*payload.get("git_commits", []), git_commit() or UNKNOWN_COMMIT]))
     dirty = bool(payload.get("git_dirty")) or bool(git_dirty())
@@ -240,7 +224,7 @@ def _train(explorer: PolicySearch, config: Mapping[str, Any], run_dir: Path, att
         stats = explorer.stats()
         if not chunk_rows or int(chunk_rows[-1]["evaluations"]) < explorer.evaluations:  # not the free exploit chunks
             chunk_rows.append({**stats, "chunk": explorer.chunks, "wall_time_s": round(wall(), 3)})
-            atomic_write_bytes(run_dir / ARCHIVE_CSV, _csv(chunk_rows))
+            write_table(run_dir / ARCHIVE_CSV, COLUMNS, chunk_rows)
         _log_ae_trainings(explorer, run_dir, last)
         if explorer.frames - last["ckpt"] >= checkpoint_every:
             checkpoint()
