@@ -241,6 +241,8 @@ def plot_archive_curves(runs: pd.DataFrame, out_dir: str | os.PathLike, formats:
     for env, ge in runs.groupby("env", sort=True):
         tables = [(r.method, r.seed, pd.read_csv(Path(r.run_dir) / ARCHIVE_CSV))
                   for r in ge.sort_values(["method", "seed"]).itertuples() if (Path(r.run_dir) / ARCHIVE_CSV).exists()]
+        # Go-Explore's archive files; other explorers (novelty search) keep a per-chunk file of other columns
+        tables = [t for t in tables if all(column in t[2].columns for column, _ in ARCHIVE_PANELS)]
         if not tables:
             continue
         fig = Figure(figsize=(13, 3.8), layout="constrained")
