@@ -29,27 +29,14 @@ from report import emit_table
 
 from explore_bench.agents.novelty_domains import make_domain
 from explore_bench.agents.novelty_search import (
-    Agents,
     Emitter,
-    NoveltySearch,
+    RecordingNS,
     emitter_sigma,
     make_search,
     search_config,
 )
 
 MAZE = "PointMazeDeceptive-v0"
-
-
-class RecordingNS(NoveltySearch):
-    """NS that remembers its first rewarding agent and the genomes of that generation."""
-
-    first_rewarding: tuple | None = None
-
-    def on_evaluated(self, parents: Agents, children: Agents) -> None:
-        pool = Agents.concat(parents, children)
-        found = np.flatnonzero(pool.reward > 0)
-        if len(found) and self.first_rewarding is None:
-            self.first_rewarding = (pool.take(found[:1]), np.delete(pool.genome, found[0], axis=0), pool.bd.copy())
 
 
 def run(algo: str, seed: int, budget: int, **settings):

@@ -22,7 +22,7 @@ from explore_bench.agents.novelty_domains import Controller, Evaluation, GymDoma
 from explore_bench.agents.novelty_search import (
     Agents,
     Emitter,
-    NoveltySearch,
+    RecordingNS,
     Serene,
     emitter_sigma,
     make_search,
@@ -248,20 +248,6 @@ def test_minigrid_adapter_final_cell_bd_and_symbolic_frames():
 
 # -------------------------------------------------------------------------------------- spec §9 behavioural tests
 _RUNS: dict = {}
-
-
-class RecordingNS(NoveltySearch):
-    """NS that remembers its first rewarding agent and the genomes of that generation (where SERENE would seed its
-    first emitter)."""
-
-    name = "ns"
-    first_rewarding: tuple | None = None
-
-    def on_evaluated(self, parents: Agents, children: Agents) -> None:
-        pool = Agents.concat(parents, children)
-        found = np.flatnonzero(pool.reward > 0)
-        if len(found) and self.first_rewarding is None:
-            self.first_rewarding = (pool.take(found[:1]), np.delete(pool.genome, found[0], axis=0), pool.bd.copy())
 
 
 def maze_run(algo: str, seed: int, budget: int, **settings):

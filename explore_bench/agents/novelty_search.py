@@ -54,6 +54,7 @@ __all__ = [
     "ObjectiveES",
     "PolicySearch",
     "RandomPolicySearch",
+    "RecordingNS",
     "SearchConfig",
     "SearchMetrics",
     "Serene",
@@ -614,6 +615,19 @@ class NoveltySearch(PolicySearch):
         for k in ("population", "offspring"):
             setattr(self, k, None if state[k] is None else Agents.from_state(state[k]))
 
+
+
+class RecordingNS(NoveltySearch):
+    """NS that remembers its first rewarding agent, the other genomes of that generation and their BDs: where SERENE
+    would seed its first emitter (spec §9 test 11 starts an emitter there; the benchmark and the tests use it)."""
+
+    first_rewarding: tuple | None = None
+
+    def on_evaluated(self, parents: Agents, children: Agents) -> None:
+        pool = Agents.concat(parents, children)
+        found = np.flatnonzero(pool.reward > 0)
+        if len(found) and self.first_rewarding is None:
+            self.first_rewarding = (pool.take(found[:1]), np.delete(pool.genome, found[0], axis=0), pool.bd.copy())
 
 class Serene(NoveltySearch):
     """SERENE (§3.3): NS exploration chunks alternating with emitter exploitation chunks."""
