@@ -15,6 +15,10 @@ The loop (one `GoExplore.iteration`):
    trajectory wins); terminal states are never archived (a positive-reward terminal is a solved task, kept as
    `best_done`); counters of cells added or improved are reset after the batch (`reset_cell_on_update`).
 
+With `return_to_cells=False` every trajectory starts from the reset state instead: the same repeated-random
+explorer without the return, the baseline of spec §11 test 8 (with `explore_steps` at the episode cap it plays
+each life to its end).
+
 Trajectories can run in worker processes (`workers`): each gets its cells' snapshots and the archive's
 (score, length) table of the batch start, so it snapshots only states that might enter the archive, and returns
 what it saw; the main process applies the results in batch order. Each trajectory's random stream is derived
@@ -339,6 +343,7 @@ class GoExploreConfig:
     end_on_life_loss: bool = True
     reset_cell_on_update: bool = True
     max_steps: int = 27_000  # episode cap in agent steps (108,000 Atari frames)
+    return_to_cells: bool = True  # False: always start from reset (the no-return baseline)
     workers: int = 1
     domain_kwargs: dict = field(default_factory=dict)
 
@@ -380,6 +385,7 @@ class GoExplore:
             raise ValueError("go_explore: a domain object runs in this process only (workers=1); workers build theirs from env_id")
         self.domain = domain if domain is not None else make_domain(env_id, self.seed, **self.config.domain_kwargs)
         start = self.domain.reset()
+        self.start_key = start.key
         self.archive: dict[Hashable, Cell] = {start.key: Cell(0.0, 0, self.domain.snapshot(), b"")}
         self.positions: set = {start.position} if start.position is not None else set()
         self.iterations = 0
@@ -393,6 +399,8 @@ class GoExplore:
 
     # ------------------------------------------------------------------ one iteration
     def select(self, rng: np.random.Generator) -> list[Hashable]:
+        if not self.config.return_to_cells:
+            return [self.start_key] * self.config.batch_size
         keys = list(self.archive)
         cells = self.archive.values()
         w = selection_weights(
