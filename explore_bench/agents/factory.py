@@ -44,16 +44,17 @@ def _recurrent_ppo():
 ALGORITHMS = {"ppo": lambda: PPO, "a2c": lambda: A2C, "dqn": lambda: DQN, "recurrent_ppo": _recurrent_ppo}
 #: Standalone explorers (no gradient agent, no bonus): their settings are the agent file's `explorer` mapping.
 EXPLORER_ALGOS = ("go_explore", "go_explore_robust")
-#: Classical bandit baselines (no training): the agent file's `baseline` mapping names one and its parameters.
-BASELINE_ALGOS = ("bandit_baseline",)
+#: Evaluation-only bandit agents (no training): a classical baseline (the agent file's `baseline` mapping names one
+#: and its parameters) or an LLM policy (`llm` mapping: explore_bench.llm.bandit_agent).
+EVAL_ONLY_ALGOS = ("bandit_baseline", "llm_bandit")
 #: Policy-search explorers (explore_bench.agents.novelty_search; settings: the agent file's `explorer` mapping).
 NOVELTY_ALGOS = ("ns", "taxons", "serene", "stax", "random_search", "objective_es")
 #: Algorithms that are not SB3 agents: they take no bonus and no `n_envs`.
-STANDALONE_ALGOS = (*EXPLORER_ALGOS, *BASELINE_ALGOS, *NOVELTY_ALGOS)
+STANDALONE_ALGOS = (*EXPLORER_ALGOS, *EVAL_ONLY_ALGOS, *NOVELTY_ALGOS)
 #: Every value an agent file's `algo` may take.
 AGENT_ALGOS = (*ALGORITHMS, *STANDALONE_ALGOS)
 _AGENT_KEYS = {"algo", "policy", "n_envs", "hyperparameters", "policy_kwargs", "intrinsic", "reward_wrapper", "explorer",
-               "robustify", "baseline"}
+               "robustify", "baseline", "llm"}
 
 
 class ConfigError(ValueError):

@@ -16,9 +16,12 @@ long horizon. ``bandit_eval.json`` in the run folder holds every metric with its
 A learned agent is evaluated sampling its actions (as RL^2 is); ``regret_deterministic`` is its regret acting on the
 most likely action.
 
-A baseline run (agent ``algo: bandit_baseline``, the baseline's name and parameters under ``baseline``) trains
-nothing: it is this evaluation alone, and its progress rows put its held-out return at 0 frames and at the budget,
-a flat reference line beside the learning curves.
+An evaluation-only run trains nothing: it is this evaluation alone, and its progress rows put its held-out return
+at 0 frames and at the budget, a flat reference line beside the learning curves. Two kinds: a classical baseline
+(agent ``algo: bandit_baseline``, the baseline's name and parameters under ``baseline``) and an LLM policy reading
+the text view of each task (``algo: llm_bandit``, settings under ``llm``: ``explore_bench.llm.bandit_agent``), which
+plays the first ``llm.eval_tasks`` of the held-out tasks, by default at the env's horizon only, and adds
+``invalid_rate`` (the share of its replies that did not parse) to the final metrics.
 """
 
 from __future__ import annotations
@@ -152,10 +155,11 @@ def _reference_regret(name: str, env_id: str, env_kwargs: Mapping[str, Any], n_t
 
 
 def evaluate_bandit(actor_factory: Callable[[int, int, int], Actor], env_id: str, env_kwargs: Mapping[str, Any],
-                    n_tasks: int | None = None, seed: int | None = None) -> dict[str, Any]:
+                    n_tasks: int | None = None, seed: int | None = None, long_horizon: bool = True) -> dict[str, Any]:
     """``summarize`` of the actor on the held-out tasks (default ``EVAL_TASKS`` from seed ``EVAL_SEED``) at the env's
-    horizon (``"h1"``) and at ``LONG_HORIZON_FACTOR`` times it (``"h6"``), with the random policy's and the §5.2
-    reference's mean regret on the same tasks (``regret_random``, ``regret_reference``) and ``normalized_score``."""
+    horizon (``"h1"``) and, with ``long_horizon``, at ``LONG_HORIZON_FACTOR`` times it (``"h6"``), with the random
+    policy's and the §5.2 reference's mean regret on the same tasks (``regret_random``, ``regret_reference``) and
+    ``normalized_score``."""
     n_tasks = EVAL_TASKS if n_tasks is None else int(n_tasks)
     seed = EVAL_SEED if seed is None else int(seed)
     probe = make_env(env_id, **env_kwargs)
@@ -166,7 +170,7 @@ def evaluate_bandit(actor_factory: Callable[[int, int, int], Actor], env_id: str
     out: dict[str, Any] = {"env": env_id, "env_kwargs": dict(env_kwargs), "tasks": n_tasks, "seed": seed}
     long_ok = type(bandit) is MetaBanditEnv  # a trial's length is set by its episodes, not by ``horizon``
     for key, factor in (("h1", 1), ("h6", LONG_HORIZON_FACTOR)):
-        if factor > 1 and not long_ok:
+        if factor > 1 and not (long_ok and long_horizon):
             continue
         kwargs = {**env_kwargs, **({"horizon": bandit.horizon * factor} if factor > 1 else {})}
         traj = rollout(actor_factory, env_id, kwargs, n_tasks, seed)
@@ -227,23 +231,56 @@ def _baseline_spec(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def check_baseline(config: Mapping[str, Any]) -> None:
-    """Refuse a baseline run that cannot work, before any run folder is written: a malformed ``baseline`` mapping,
-    an unknown baseline or parameter, or an env that is not a bandit with one task per episode."""
-    name, params = _baseline_spec(config)
-    baseline_actor(name, params, 0)(1, 2, 2)  # builds the policy: unknown names and parameters fail here
+    """Refuse an evaluation-only run that cannot work, before any run folder is written: a malformed ``baseline`` or
+    ``llm`` mapping, an unknown baseline, parameter or setting, a model that is not there, or an env that is not a
+    bandit with one task per episode."""
+    if config["algo"] == "llm_bandit":
+        from explore_bench.llm.bandit_agent import LLMBanditSettings
+
+        LLMBanditSettings.from_config(config)
+    else:
+        name, params = _baseline_spec(config)
+        baseline_actor(name, params, 0)(1, 2, 2)  # builds the policy: unknown names and parameters fail here
     if not is_meta_bandit(config["env"], config.get("env_kwargs")):
-        raise ValueError(f"a bandit baseline runs on a bandit env with one task per episode, not {config['env']!r}")
+        raise ValueError(f"an evaluation-only bandit agent runs on a bandit env with one task per episode, not "
+                         f"{config['env']!r}")
+
+
+def _llm_evaluation(config: Mapping[str, Any]) -> tuple[dict[str, Any], float]:
+    """The held-out evaluation of an ``llm_bandit`` agent and its invalid-reply rate."""
+    from explore_bench.llm.bandit_agent import LLMBanditSettings, TextBanditActor, load_policy
+
+    settings = LLMBanditSettings.from_config(config)
+    seed, env_kwargs = int(config["seed"]), config.get("env_kwargs", {})
+    policy = load_policy(settings, seed)
+    actors: list[TextBanditActor] = []
+
+    def factory(n_tasks: int, n_arms: int, horizon: int) -> Actor:
+        actor = TextBanditActor(policy, settings, make_env(config["env"], **{**env_kwargs, "horizon": horizon}),
+                                n_tasks, seed)
+        actors.append(actor)
+        return actor.act, actor.observe
+
+    evaluation = evaluate_bandit(factory, config["env"], env_kwargs, n_tasks=settings.eval_tasks,
+                                 long_horizon=settings.long_horizon)
+    return evaluation, sum(a.n_invalid for a in actors) / max(1, sum(a.n_turns for a in actors))
 
 
 def train_bandit_baseline(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, Any], **_: Any
                           ) -> dict[str, Any]:
-    """A baseline's run: the held-out evaluation alone (module docstring); the run's part of the summary."""
+    """An evaluation-only run: the held-out evaluation alone (module docstring); the run's part of the summary."""
     t0 = time.time()
-    name, params = _baseline_spec(config)
-    evaluation = evaluate_bandit(baseline_actor(name, params, int(config["seed"])), config["env"],
-                                 config.get("env_kwargs", {}))
+    invalid_rate = None
+    if config["algo"] == "llm_bandit":
+        evaluation, invalid_rate = _llm_evaluation(config)
+    else:
+        name, params = _baseline_spec(config)
+        evaluation = evaluate_bandit(baseline_actor(name, params, int(config["seed"])), config["env"],
+                                     config.get("env_kwargs", {}))
     atomic_write_json(run_dir / EVAL_FILE, evaluation)
     final = _final(evaluation)
+    if invalid_rate is not None:
+        final["invalid_rate"] = invalid_rate
     row = {"episode_return": final["return"], "success": float("nan"), "coverage": float("nan"),
            "intrinsic_mean": float("nan"), "intrinsic_std": float("nan"), "fps": float("nan"),
            "tv_fraction": float("nan")}

@@ -108,7 +108,7 @@ def check_builds(specs: list[RunSpec]) -> None:
     folder is written, not a failed run."""
     import torch
 
-    from explore_bench.agents.factory import BASELINE_ALGOS, EXPLORER_ALGOS, NOVELTY_ALGOS, make_agent
+    from explore_bench.agents.factory import EVAL_ONLY_ALGOS, EXPLORER_ALGOS, NOVELTY_ALGOS, make_agent
     from explore_bench.runner.bandit import check_baseline
     from explore_bench.runner.explorer import build_explorer
     from explore_bench.runner.novelty import build_novelty
@@ -124,7 +124,7 @@ def check_builds(specs: list[RunSpec]) -> None:
             try:
                 if spec.config["algo"] in EXPLORER_ALGOS:
                     build_explorer(spec.config).close()
-                elif spec.config["algo"] in BASELINE_ALGOS:
+                elif spec.config["algo"] in EVAL_ONLY_ALGOS:
                     check_baseline(spec.config)
                 elif spec.config["algo"] in NOVELTY_ALGOS:
                     build_novelty(spec.config).close()

@@ -61,7 +61,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from explore_bench.agents.factory import (
-    BASELINE_ALGOS,
+    EVAL_ONLY_ALGOS,
     EXPLORER_ALGOS,
     NOVELTY_ALGOS,
     ConfigError,
@@ -673,7 +673,7 @@ def run_single(
         train = _train_agent
         if config.get("algo") in EXPLORER_ALGOS:
             train = train_explorer
-        elif config.get("algo") in BASELINE_ALGOS:
+        elif config.get("algo") in EVAL_ONLY_ALGOS:
             train = train_bandit_baseline
         elif config.get("algo") in NOVELTY_ALGOS:
             train = train_novelty
