@@ -127,7 +127,3 @@ class TextBanditActor:
     def observe(self, arms: np.ndarray, rewards: np.ndarray) -> None:
         for history, arm, reward in zip(self.history, arms, rewards):
             history.append((int(arm), float(reward)))
-
-    @property
-    def invalid_rate(self) -> float:
-        return self.n_invalid / max(1, self.n_turns)

@@ -44,7 +44,7 @@ from explore_bench.runner.io import atomic_write_json, write_progress
 from explore_bench.runner.run import PROGRESS_FILE, UNKNOWN_COMMIT, git_commit, git_dirty
 
 __all__ = ["EVAL_SEED", "EVAL_TASKS", "LONG_HORIZON_FACTOR", "bandit_final", "check_baseline", "evaluate_bandit",
-           "is_meta_bandit", "train_bandit_baseline"]
+           "is_meta_bandit", "train_eval_only"]
 
 EVAL_TASKS = 1000
 EVAL_SEED = 1_000_000  # far above the training seeds, whose envs are seeded seed + rank
@@ -261,12 +261,16 @@ def _llm_evaluation(config: Mapping[str, Any]) -> tuple[dict[str, Any], float]:
         actors.append(actor)
         return actor.act, actor.observe
 
-    evaluation = evaluate_bandit(factory, config["env"], env_kwargs, n_tasks=settings.eval_tasks,
-                                 long_horizon=settings.long_horizon)
+    try:
+        evaluation = evaluate_bandit(factory, config["env"], env_kwargs, n_tasks=settings.eval_tasks,
+                                     long_horizon=settings.long_horizon)
+    finally:
+        for actor in actors:
+            actor.env.close()
     return evaluation, sum(a.n_invalid for a in actors) / max(1, sum(a.n_turns for a in actors))
 
 
-def train_bandit_baseline(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, Any], **_: Any
+def train_eval_only(config: Mapping[str, Any], run_dir: Path, attempt: dict[str, Any], **_: Any
                           ) -> dict[str, Any]:
     """An evaluation-only run: the held-out evaluation alone (module docstring); the run's part of the summary."""
     t0 = time.time()

@@ -666,7 +666,7 @@ def run_single(
 
         started_at = _now()
         attempt: dict[str, Any] = {"frames": None, "wall_time_s": 0.0, "t0": time.time()}  # for a failed summary
-        from explore_bench.runner.bandit import train_bandit_baseline  # these build on this module
+        from explore_bench.runner.bandit import train_eval_only  # these build on this module
         from explore_bench.runner.explorer import train_explorer
         from explore_bench.runner.novelty import train_novelty
 
@@ -674,7 +674,7 @@ def run_single(
         if config.get("algo") in EXPLORER_ALGOS:
             train = train_explorer
         elif config.get("algo") in EVAL_ONLY_ALGOS:
-            train = train_bandit_baseline
+            train = train_eval_only
         elif config.get("algo") in NOVELTY_ALGOS:
             train = train_novelty
         try:
