@@ -239,6 +239,12 @@ def test_minigrid_adapter_final_cell_bd_and_symbolic_frames():
     assert a.bd.shape == (6, 2) and np.array_equal(a.bd, a.cell) and (a.cell < 19).all() and (a.cell >= 0).all()
     assert (a.steps <= 100).all() and a.view.shape == (6, 32, 32) and a.view.max() == 255  # the agent's cell
     assert len({tuple(c) for c in a.cell}) > 1
+    # every step's cell (the coverage measure RL runs share): the start and the final cell among them
+    assert a.visited.shape == (6, 19, 19) and a.visited[np.arange(6), a.cell[:, 0], a.cell[:, 1]].all()
+    assert (a.visited.sum(axis=(1, 2)) <= a.steps + 1).all() and a.visited.any(axis=0).sum() >= len({tuple(c) for c in a.cell})
+    domain.envs[0].reset(seed=0)
+    start = tuple(int(v) for v in domain.envs[0].agent_pos)
+    assert a.visited[:, start[0], start[1]].all()
     assert make_domain("MiniGrid-FourRooms-v0", n_actions=6).controller.n_out == 6  # pickup, drop, toggle too
     with pytest.raises(ValueError, match=r"n_actions must be in \[1, 7\]"):
         make_domain("MiniGrid-FourRooms-v0", n_actions=9)
@@ -451,6 +457,10 @@ def test_progress_rows_report_frames_coverage_and_success(tmp_path):
     final = summary["final"]
     assert final["success"] == float(final["first_reward_evaluation"] is not None) and final["evaluations"] == 70
     assert final["coverage"] == float(rows[-1]["coverage"])
+    # the cells of every step, as an RL run on the same env counts them: at least the final cells
+    cells = [float(r["cells_visited"]) for r in rows]
+    assert cells == sorted(cells) and final["cells_visited"] == cells[-1] >= final["coverage"]
+    assert final["first_success_frames"] == final["first_reward_frames"]
 
 
 # ------------------------------------------------------------------------------------------------- bad input

@@ -12,6 +12,7 @@ import pytest
 from run_helpers import train_until_killed
 
 from explore_bench.agents.factory import ConfigError
+from explore_bench.envs import make_env
 from explore_bench.leaderboard import build_leaderboard, build_plots, load_runs
 from explore_bench.leaderboard.aggregate import PROGRESS_COLUMNS as LEADERBOARD_PROGRESS_COLUMNS
 from explore_bench.runner import (
@@ -202,19 +203,25 @@ def test_tv_fraction_column_and_final_metric(tmp_path, monkeypatch):
     assert board["tv_fraction_mean"].tolist() == pytest.approx([final["tv_fraction"]])
     notes = []
     written = build_plots(tmp_path, n_bootstrap=200, formats=("png",), on_note=notes.append)
-    assert [p.name for p in written] == [f"curves_{TV_ENV}.png"]
+    assert [p.name for p in written] == [f"curves_{TV_ENV}.png", f"cells_{TV_ENV}.png"]
     assert len(notes) == 1 and TV_ENV in notes[0] and "'tvgrid'" in notes[0]
 
 
+#: the progress columns added after the first runner, newest last
+NEWER_COLUMNS = ("tv_fraction", "cells_visited")
+
+
 def _as_previous_runner(run_dir) -> list[list[str]]:
-    """Rewrite a run folder as the runner before tv_fraction wrote it: progress.csv without the column, checkpoint
-    episodes without the key.  Returns the old progress rows (header first)."""
-    df = pd.read_csv(run_dir / "progress.csv", dtype=str, keep_default_na=False).drop(columns="tv_fraction")
+    """Rewrite a run folder as the runner before tv_fraction wrote it: progress.csv without the newer columns,
+    checkpoint episodes without tv_fraction and no run-long cells.  Returns the old progress rows (header first)."""
+    df = pd.read_csv(run_dir / "progress.csv", dtype=str, keep_default_na=False).drop(columns=list(NEWER_COLUMNS))
     df.to_csv(run_dir / "progress.csv", index=False)
     for state_file in run_dir.glob("checkpoint*.json"):
         state = json.loads(state_file.read_text())
         for key in ("pending", "recent"):
             state[key] = [{k: v for k, v in e.items() if k != "tv_fraction"} for e in state[key]]
+        for key in ("cells", "first_success_frames"):
+            state.pop(key, None)
         state_file.write_text(json.dumps(state))
     with open(run_dir / "progress.csv", newline="") as f:
         return list(csv.reader(f))
@@ -224,7 +231,7 @@ def test_resume_of_a_run_written_before_tv_fraction(tmp_path, monkeypatch):
     spec = make_run_spec(TV_ENV, "ppo", None, 1, 768, TV_TINY)
     train_until_killed(monkeypatch, spec.config, tmp_path, 512, log_every=128, checkpoint_every=256)
     old = _as_previous_runner(tmp_path)
-    assert old[0] == list(PROGRESS_COLUMNS[:-1]) and len(old) > 2
+    assert old[0] == list(PROGRESS_COLUMNS[:-len(NEWER_COLUMNS)]) and len(old) > 2
     ckpt_frames = json.loads((tmp_path / "checkpoint.json").read_text())["frames"]
 
     summary = run_single(spec.config, tmp_path, log_every=128, checkpoint_every=256, tensorboard=False)
@@ -235,11 +242,72 @@ def test_resume_of_a_run_written_before_tv_fraction(tmp_path, monkeypatch):
     assert header == list(PROGRESS_COLUMNS)  # rewritten with the new header, every row as wide as it
     assert all(len(r) == len(header) for r in rows)
     kept = [r for r in old[1:] if int(r[0]) <= ckpt_frames]
-    assert kept and [r[:-1] for r in rows[: len(kept)]] == kept  # the old rows, values unchanged ...
-    assert all(r[-1] == "" for r in rows[: len(kept)])  # ... and no tv_fraction
-    assert all(r[-1] != "" for r in rows[len(kept):]) and len(rows) > len(kept)  # new rows have one
+    n_new = len(NEWER_COLUMNS)
+    assert kept and [r[:-n_new] for r in rows[: len(kept)]] == kept  # the old rows, values unchanged ...
+    assert all(r[-n_new:] == [""] * n_new for r in rows[: len(kept)])  # ... and no tv_fraction nor cells
+    assert all("" not in r[-n_new:] for r in rows[len(kept):]) and len(rows) > len(kept)  # new rows have both
     assert math.isfinite(summary["final"]["tv_fraction"])
     check_progress(tmp_path, 768)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# cells_visited (run-long coverage, shared with the policy-search explorers) and one fixed layout
+# --------------------------------------------------------------------------------------------------------------
+FOUR_ROOMS = "MiniGrid-FourRooms-v0"
+
+
+def test_cells_visited_is_the_union_of_the_episodes_cells_and_fixed_layout_keeps_one_layout(tmp_path, monkeypatch):
+    seen, rows_at, starts = set(), [], set()
+    on_step, write_row = run_mod.ProgressCallback._on_step, run_mod.ProgressCallback.write_row
+
+    def record_step(self):
+        for info in self.locals["infos"]:
+            if "episode_metrics" in info:
+                seen.update(info["episode_metrics"]["cells"])
+        for env in self.training_env.envs:
+            if env.unwrapped.step_count == 0:
+                starts.add(tuple(int(v) for v in env.unwrapped.agent_pos))
+        return on_step(self)
+
+    def record_row(self):
+        rows_at.append(len(seen))
+        write_row(self)
+
+    monkeypatch.setattr(run_mod.ProgressCallback, "_on_step", record_step)
+    monkeypatch.setattr(run_mod.ProgressCallback, "write_row", record_row)
+    tiny = {**TINY, "env_kwargs.fixed_layout": True, "env_kwargs.max_steps": 16}
+    spec = make_run_spec(FOUR_ROOMS, "ppo", None, 3, 1024, tiny)
+    summary = run_single(spec.config, tmp_path, log_every=256, tensorboard=False)
+    assert summary["status"] == "finished", summary.get("traceback")
+    assert summary["config"]["env_kwargs"] == {"fixed_layout": True, "max_steps": 16}
+
+    df = check_progress(tmp_path, 1024)
+    assert df["cells_visited"].tolist() == rows_at and rows_at == sorted(rows_at) and rows_at[-1] > 16
+    assert summary["final"]["cells_visited"] == len(seen)
+    assert "first_success_frames" in summary["final"]
+    layout = make_env(FOUR_ROOMS, layout_seed=3)
+    layout.reset()
+    assert starts == {tuple(int(v) for v in layout.unwrapped.agent_pos)}  # every episode of every env: one start
+    layout.close()
+    # the leaderboard carries the measure, and `plot` draws it against frames
+    board = build_leaderboard(tmp_path, plots=False, n_bootstrap=200)
+    assert board["cells_visited_mean"].tolist() == [len(seen)]
+    written = build_plots(tmp_path, n_bootstrap=200, formats=("png",))
+    assert f"cells_{FOUR_ROOMS}.png" in [p.name for p in written]
+
+
+def test_fixed_layout_resets_every_episode_to_the_layout_of_its_seed():
+    fixed = make_env(FOUR_ROOMS, layout_seed=5)
+    plain = make_env(FOUR_ROOMS)
+    plain.reset(seed=5)
+    expected = plain.unwrapped.grid.encode(), tuple(plain.unwrapped.agent_pos)
+    for seed in (None, 0, 7):  # the caller's seed is ignored: a vector env's seed + rank included
+        fixed.reset(seed=seed)
+        assert (fixed.unwrapped.grid.encode() == expected[0]).all() and tuple(fixed.unwrapped.agent_pos) == expected[1]
+    plain.reset(seed=6)
+    assert not (plain.unwrapped.grid.encode() == expected[0]).all()  # FourRooms draws a new layout per seed
+    fixed.close()
+    plain.close()
 
 
 def test_changed_config_is_refused(tmp_path):

@@ -124,6 +124,16 @@ def resolve_config(
     return apply_overrides(config, overrides or {})
 
 
+def env_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``make_env``'s kwargs for a resolved config: its ``env_kwargs``, where ``fixed_layout: true`` becomes
+    ``layout_seed`` = the run's seed (one layout for the whole run: the one the policy-search explorers and
+    Go-Explore of the same seed play)."""
+    kwargs = dict(config.get("env_kwargs", {}))
+    if kwargs.pop("fixed_layout", False):
+        kwargs["layout_seed"] = int(config["seed"])
+    return kwargs
+
+
 def make_agent(config: Mapping[str, Any], tensorboard_log: str | None = None, verbose: int = 0, device: str = "cpu",
                venv: VecEnv | None = None) -> BaseAlgorithm:
     """An SB3 model for a resolved config, on ``venv`` or on a new VecEnv of the config's env."""
@@ -133,7 +143,7 @@ def make_agent(config: Mapping[str, Any], tensorboard_log: str | None = None, ve
             make_env,
             n_envs=config["n_envs"],
             seed=seed,
-            env_kwargs={"env_id": config["env"], **config.get("env_kwargs", {})},
+            env_kwargs={"env_id": config["env"], **env_kwargs(config)},
             vec_env_cls=DummyVecEnv,  # MiniGrid steps are cheaper than inter-process messages
         )
     policy_kwargs = copy.deepcopy(config.get("policy_kwargs", {}))

@@ -93,6 +93,9 @@ class Evaluation:
     goal_distance: np.ndarray  # (P,) float64: distance of the final state to the nearest goal (dense fitness)
     steps: np.ndarray  # (P,) int64: env steps taken (frames)
     view: np.ndarray | None = None  # (P, S, S) uint8 grey image of the final state, when asked for
+    # (P, *grid_shape) bool: every cell any step of the episode occupied (GymDomain; the coverage measure shared
+    # with the RL agents, whose runs count the cells of every step too); None where the domain keeps no trajectory
+    visited: np.ndarray | None = None
 
 
 class Domain(Protocol):
@@ -201,6 +204,9 @@ class GymDomain:
         envs = self.envs[:n]
         obs, infos = zip(*(env.reset(seed=self.seed) for env in envs))
         obs, infos = list(obs), list(infos)
+        visited = np.zeros((n, *self.grid_shape), bool)
+        for i, env in enumerate(envs):
+            visited[(i, *self.cell_fn(env, obs[i], infos[i]))] = True
         reward = np.zeros(n)
         steps = np.zeros(n, np.int64)
         alive = np.ones(n, bool)
@@ -212,6 +218,7 @@ class GymDomain:
             out = Controller.forward([(w[idx], b[idx]) for w, b in layers], x)
             for j, i in enumerate(idx):
                 obs[i], r, terminated, truncated, infos[i] = envs[i].step(self._action(out[j]))
+                visited[(i, *self.cell_fn(envs[i], obs[i], infos[i]))] = True
                 reward[i] += float(r)
                 steps[i] += 1
                 alive[i] = not (terminated or truncated)
@@ -221,7 +228,7 @@ class GymDomain:
                            for e, o, f in zip(envs, obs, infos)])
         view = np.stack([grey_view(self.view_fn(env), self.view_size) for env in envs]) if views else None
         area = np.where(reward > 0, 0, -1).astype(np.int64)
-        return Evaluation(reward, bd, cell, area, dist, steps, view)
+        return Evaluation(reward, bd, cell, area, dist, steps, view, visited)
 
     def close(self) -> None:
         for env in self.envs:

@@ -292,12 +292,15 @@ class SearchConfig:
 # ----------------------------------------------------------------------------------------------------- metrics
 class SearchMetrics:
     """Ground-truth metrics of a search, over every evaluation: coverage (filled cells of the domain's grid), the
-    same over exploration (NS) evaluations only (pitfall 9), best reward, reward areas found, and when the first
-    reward came (evaluations and frames). ``snapshots[n]`` holds them as they were after exactly n evaluations."""
+    same over exploration (NS) evaluations only (pitfall 9), the cells any step occupied (``cells_visited``, where
+    the domain reports trajectories: the measure RL runs share), best reward, reward areas found, and when the
+    first reward came (evaluations and frames). ``snapshots[n]`` holds them as they were after exactly n
+    evaluations."""
 
     def __init__(self, grid_shape: tuple[int, int], report_at: tuple[int, ...] = ()) -> None:
         self.visited = np.zeros(grid_shape, bool)
         self.visited_explore = np.zeros(grid_shape, bool)
+        self.visited_steps: np.ndarray | None = None  # grid_shape bool, from the first evaluation that reports steps
         self.best_reward = 0.0
         self.best_bd: list[float] | None = None  # BD of the best-rewarded agent (None until a reward)
         self.first_reward_evaluation: int | None = None
@@ -306,10 +309,16 @@ class SearchMetrics:
         self.report_at = tuple(sorted(report_at))
         self.snapshots: dict[int, dict[str, Any]] = {}
 
-    def update(self, agents: Agents, steps: np.ndarray, evaluations: int, frames: int, exploring: bool) -> None:
-        """Count ``agents``, evaluated after ``evaluations`` evaluations and ``frames`` frames."""
+    def update(self, agents: Agents, steps: np.ndarray, evaluations: int, frames: int, exploring: bool,
+               visited: np.ndarray | None = None) -> None:
+        """Count ``agents``, evaluated after ``evaluations`` evaluations and ``frames`` frames (``visited``: their
+        episodes' cells, ``Evaluation.visited``)."""
         if not len(agents):
             return
+        if visited is not None:
+            if self.visited_steps is None:
+                self.visited_steps = np.zeros(self.visited.shape, bool)
+            self.visited_steps |= visited.any(axis=0)
         self.visited[agents.cell[:, 0], agents.cell[:, 1]] = True
         if exploring:
             self.visited_explore[agents.cell[:, 0], agents.cell[:, 1]] = True
@@ -331,8 +340,12 @@ class SearchMetrics:
     def coverage_explore(self) -> int:
         return int(self.visited_explore.sum())
 
+    @property
+    def cells_visited(self) -> int | None:
+        return None if self.visited_steps is None else int(self.visited_steps.sum())
+
     def state(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("visited", "visited_explore", "best_reward", "best_bd",
+        return {k: getattr(self, k) for k in ("visited", "visited_explore", "visited_steps", "best_reward", "best_bd",
                                               "first_reward_evaluation", "first_reward_frames", "areas", "snapshots")}
 
     def load(self, state: Mapping[str, Any]) -> None:
@@ -399,7 +412,8 @@ class PolicySearch:
 
     def _count_slice(self, agents: Agents, ev: Evaluation, part: slice) -> None:
         chunk = agents.take(part)
-        self.metrics.update(chunk, ev.steps[part], self.evaluations, self.frames, self.exploring)
+        self.metrics.update(chunk, ev.steps[part], self.evaluations, self.frames, self.exploring,
+                            None if ev.visited is None else ev.visited[part])
         self.evaluations += len(chunk)
         self.explore_evaluations += len(chunk) if self.exploring else 0
         self.frames += int(ev.steps[part].sum())
@@ -447,7 +461,7 @@ class PolicySearch:
         """The metrics of spec §9/§10 now."""
         m = self.metrics
         return {"evaluations": self.evaluations, "frames": self.frames, "coverage": m.coverage,
-                "coverage_explore": m.coverage_explore, "best_reward": m.best_reward,
+                "coverage_explore": m.coverage_explore, "cells_visited": m.cells_visited, "best_reward": m.best_reward,
                 "first_reward_evaluation": m.first_reward_evaluation, "archive_size": self.archive_size()}
 
     def stats(self) -> dict[str, Any]:

@@ -61,11 +61,12 @@ from explore_bench.envs.tvgrid import (
     make_tvgrid,
     record_tvgrid,
 )
-from explore_bench.envs.wrappers import ExplorationStats, SeedOnFirstReset
+from explore_bench.envs.wrappers import ExplorationStats, FixedLayout, SeedOnFirstReset
 
 __all__ = [
     "NAMESPACE",
     "ExplorationStats",
+    "FixedLayout",
     "NoisyTVObsWrapper",
     "SeedOnFirstReset",
     "TVGridEnv",
@@ -113,19 +114,24 @@ def frames_per_step(env_id: str) -> int:
     return FRAMES_PER_STEP if env_family(env_id) == _ATARI else 1
 
 
-def make_env(env_id: str, seed: int | None = None, **kwargs: Any) -> gym.Env:
+def make_env(env_id: str, seed: int | None = None, layout_seed: int | None = None, **kwargs: Any) -> gym.Env:
     """Build the standard wrapped env ``env_id`` (plain or ``explore_bench/``-namespaced id).
 
     ``seed``: if given, the first ``reset()`` called without an explicit seed uses it (and the action space
     is seeded with it); later resets continue that RNG, the standard gymnasium pattern. So
     ``make_env(i, seed=s).reset()`` equals ``make_env(i).reset(seed=s)``. An explicit ``reset(seed=...)``
-    always wins. ``kwargs`` go to the underlying env constructor (e.g. ``render_mode``, ``max_steps``).
+    always wins. ``layout_seed``: if given, every reset uses it instead (``FixedLayout``: one layout, start and
+    goal for the whole run; a run config asks for it with ``env_kwargs: {fixed_layout: true}``, which
+    ``explore_bench.agents.factory.env_kwargs`` turns into the run's seed). ``kwargs`` go to the underlying env
+    constructor (e.g. ``render_mode``, ``max_steps``).
 
     Raises ``KeyError`` (listing the valid ids) for an unknown id.
     """
     _, factory = _lookup(env_id)
     key = env_id[len(NAMESPACE) + 1 :] if env_id.startswith(NAMESPACE + "/") else env_id
     env = factory(key, **kwargs)
+    if layout_seed is not None:
+        env = FixedLayout(env, layout_seed)
     if seed is not None:
         env = SeedOnFirstReset(env, seed)
     return env

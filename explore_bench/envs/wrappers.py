@@ -1,4 +1,4 @@
-"""Generic env wrappers: per-episode exploration statistics, seeding on first reset."""
+"""Generic env wrappers: per-episode exploration statistics, seeding on first reset, one fixed layout."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ class ExplorationStats(gym.Wrapper):
         {"return": float,    # sum of the env rewards of the episode
          "length": int,      # number of steps
          "success": float,   # 1.0 if terminated with reward > 0 (MiniGrid's goal reward), else 0.0
-         "coverage": int}    # distinct (x, y) cells the agent occupied, start cell included
+         "coverage": int,    # distinct (x, y) cells the agent occupied, start cell included
+         "cells": frozenset} # those cells as (x, y) tuples (a run's coverage is their union over episodes)
 
       plus ``"tv_fraction": float`` (the fraction of the episode's steps that pressed a noisy TV) for envs whose
       step ``info`` carries ``"press"`` (the noisy-TV envs of ``explore_bench.envs.tvgrid``).
@@ -40,7 +41,7 @@ class ExplorationStats(gym.Wrapper):
             )
         self._base = base
         self._has_dir = hasattr(base, "agent_dir")
-        self._visited: set[int] = set()
+        self._visited: set[tuple[int, int]] = set()
         self._return = 0.0
         self._length = 0
         self._presses = 0
@@ -50,8 +51,7 @@ class ExplorationStats(gym.Wrapper):
         x, y = self._base.agent_pos
         x = int(x)
         y = int(y)
-        # Cells are (x, y) in a grid far smaller than 2**20 on a side: pack them into one int.
-        self._visited.add((y << 20) | x)
+        self._visited.add((x, y))
         if not self._has_dir:
             return np.array((x, y), dtype=np.int64)
         return np.array((x, y, int(self._base.agent_dir)), dtype=np.int64)
@@ -80,6 +80,7 @@ class ExplorationStats(gym.Wrapper):
                 "length": self._length,
                 "success": 1.0 if (terminated and float(reward) > 0.0) else 0.0,
                 "coverage": len(self._visited),
+                "cells": frozenset(self._visited),
             }
             if self._reports_press:
                 info["episode_metrics"]["tv_fraction"] = self._presses / self._length
@@ -109,3 +110,16 @@ class SeedOnFirstReset(gym.Wrapper):
 
     def step(self, action) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         return self.env.step(action)
+
+
+class FixedLayout(gym.Wrapper):
+    """Reset with ``layout_seed`` every time: a procedurally generated env (MiniGrid) becomes one fixed task, the same
+    layout, start and goal in every episode, as the policy-search explorers and Go-Explore see it. The seed a caller
+    passes to ``reset`` is ignored (a vector env's ``seed + rank`` included), so every sub-env plays that layout."""
+
+    def __init__(self, env: gym.Env, layout_seed: int):
+        super().__init__(env)
+        self.layout_seed = int(layout_seed)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        return self.env.reset(seed=self.layout_seed, options=options)

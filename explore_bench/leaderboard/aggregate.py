@@ -54,14 +54,16 @@ __all__ = [
 ]
 
 FINAL_METRICS = ("success", "return", "coverage")
-#: Final metrics only some envs report (``tv_fraction``: envs with a noisy TV; the rest: bandits' held-out
-#: evaluation at the horizon H and at 6H, ``runner.bandit``): mean and CI only, empty elsewhere.
+#: Final metrics only some envs report (``tv_fraction``: envs with a noisy TV; ``cells_visited``: the distinct cells
+#: any step of the run occupied, on MiniGrid-like envs, for RL agents and policy-search explorers alike; the rest:
+#: bandits' held-out evaluation at the horizon H and at 6H, ``runner.bandit``): mean and CI only, empty elsewhere.
 OPTIONAL_FINAL_METRICS = ("tv_fraction", "regret", "normalized_score", "suff_fail_half", "kminfrac", "regret_6x",
-                          "suff_fail_half_6x")
+                          "suff_fail_half_6x", "cells_visited")
 #: progress.csv columns as the runner writes them (``runner.io.PROGRESS_COLUMNS``); files of an older runner lack
 #: ``tv_fraction`` and still load.
 PROGRESS_COLUMNS = (
     "frames", "episode_return", "success", "coverage", "intrinsic_mean", "intrinsic_std", "fps", "tv_fraction",
+    "cells_visited",
 )
 REQUIRED_SUMMARY_KEYS = ("status", "env", "agent", "seed")
 DEFAULT_N_BOOTSTRAP = 10_000

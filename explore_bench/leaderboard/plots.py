@@ -32,6 +32,7 @@ __all__ = [
     "plot_curves",
     "plot_learning_curves",
     "plot_return_curves",
+    "plot_cells_visited",
     "plot_bandit_metrics",
     "return_curves",
     "plot_aggregate",
@@ -183,6 +184,27 @@ def plot_return_curves(runs: pd.DataFrame, out_dir: str | os.PathLike, n_grid: i
     for env, per_method in return_curves(runs).items():
         fig, _ = _curve_figure(env, per_method, n_grid, "episode return", None, "no return data")
         written += _save_formats(fig, Path(out_dir) / env_filename(env).replace("curves_", "returns_", 1), formats)
+    return written
+
+
+def cells_visited_curves(runs: pd.DataFrame) -> Curves:
+    """The distinct cells visited so far (any step of any episode or evaluation) against frames of every finished
+    run that logs ``cells_visited`` (MiniGrid-like envs: RL agents and policy-search explorers alike), by env and
+    method; envs where no run logs it are left out."""
+    curves = _curves(runs, "cells_visited",
+                     lambda prog, frames: (prog["frames"].to_numpy(float), prog["cells_visited"].ffill().fillna(0)
+                                           .to_numpy(float)))
+    return {env: per_method for env, per_method in curves.items() if per_method}
+
+
+def plot_cells_visited(runs: pd.DataFrame, out_dir: str | os.PathLike, n_grid: int = N_GRID,
+                       formats: Sequence[str] = ("png",)) -> list[Path]:
+    """One ``cells_<env>.png`` per env of ``cells_visited_curves``: the coverage measure RL agents and explorers
+    share, distinct cells visited against frames, per method with a 95% t-interval band."""
+    written = []
+    for env, per_method in cells_visited_curves(runs).items():
+        fig, _ = _curve_figure(env, per_method, n_grid, "distinct cells visited", None, "no cell data")
+        written += _save_formats(fig, Path(out_dir) / env_filename(env).replace("curves_", "cells_", 1), formats)
     return written
 
 

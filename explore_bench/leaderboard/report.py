@@ -31,6 +31,7 @@ from .plots import (
     learning_curves,
     plot_aggregate_scores,
     plot_archive_curves,
+    plot_cells_visited,
     plot_bandit_metrics,
     plot_curves,
     plot_performance_profiles,
@@ -120,6 +121,7 @@ def build_plots(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     written += plot_curves(curves, out_dir, success_threshold=success_threshold, formats=formats)
     written += plot_archive_curves(runs, out_dir, formats=formats)
     written += plot_return_curves(runs, out_dir, formats=formats)
+    written += plot_cells_visited(runs, out_dir, formats=formats)
     written += plot_bandit_metrics(runs, out_dir, formats=formats)
     note = _note(left_out, bool(scores))
     if note:

@@ -20,6 +20,7 @@ from explore_bench.atomic import atomic_write_bytes
 #: go last (``tv_fraction`` came after ``fps``): a file of an older runner lacks them, and its rows read as NaN there.
 PROGRESS_COLUMNS = (
     "frames", "episode_return", "success", "coverage", "intrinsic_mean", "intrinsic_std", "fps", "tv_fraction",
+    "cells_visited",
 )
 
 

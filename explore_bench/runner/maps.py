@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from explore_bench.agents.factory import bonus_wrapper
+from explore_bench.agents.factory import bonus_wrapper, env_kwargs
 from explore_bench.bonuses.toponav import TopoNav
 from explore_bench.envs import env_family, make_env
 
@@ -35,7 +35,7 @@ def write_toponav_map(model: BaseAlgorithm, config: Mapping[str, Any], run_dir: 
         return None
     from explore_bench.leaderboard.maps import save_topomap  # matplotlib loads only when a map is drawn
 
-    env = make_env(config["env"], seed=config["seed"], **config.get("env_kwargs", {}))
+    env = make_env(config["env"], seed=config["seed"], **env_kwargs(config))
     try:
         env.reset()
         title = f"{config['env']} seed {config['seed']} (layout of env 0's first episode)"

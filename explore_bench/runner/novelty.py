@@ -11,7 +11,9 @@ Besides ``config.json``, ``summary.json`` and ``run.log``, the folder holds
 - ``progress.csv``  the standard columns, one row every ``log_every`` frames (at a generation or emitter step):
                     ``episode_return`` = the best reward found so far, ``success`` = 1 once a reward > 0 was found,
                     ``coverage`` = filled cells of the ground-truth grid over every evaluation so far (the maze's
-                    50x50 grid of final positions; MiniGrid: distinct final agent cells), ``fps`` = frames per second.
+                    50x50 grid of final positions; MiniGrid: distinct final agent cells), ``fps`` = frames per second,
+                    ``cells_visited`` = distinct cells any step of any evaluation occupied (MiniGrid: the coverage
+                    an RL run on the same env logs too).
 - ``archive.csv``   one row per chunk (``chunk_size`` evaluations): the metrics per evaluation budget (``COLUMNS``):
                     evaluations (all, exploration only), frames, coverage (all, exploration only), best reward,
                     evaluations and frames to the first reward, archive sizes, emitters, and the AE's last training.
@@ -25,7 +27,8 @@ Besides ``config.json``, ``summary.json`` and ``run.log``, the folder holds
 
 ``run.log`` also gets a line for every AE training that detected a collapse (shared/specs/novelty_search.md
 pitfall 12: re-initialised, or still collapsed). The summary's ``final`` has ``success``, ``return`` (best
-reward), ``coverage`` and the explorer's metrics: ``coverage_explore``, ``evaluations``, ``explore_evaluations``,
+reward), ``coverage``, on MiniGrid ``cells_visited`` and ``first_success_frames`` (the measures of an RL run), and
+the explorer's metrics: ``coverage_explore``, ``evaluations``, ``explore_evaluations``,
 ``first_reward_evaluation``, ``first_reward_frames``, ``archive_size``, ``areas_found``, the SERENE/STAX emitter
 counts, the TAXONS/STAX AE counts, and ``coverage_at_<n>`` / ``best_reward_at_<n>`` / ``archive_size_at_<n>`` /
 ``first_reward_evaluation_at_<n>`` at the ``report_at`` evaluation counts the run reached.
@@ -247,7 +250,8 @@ def _train(explorer: PolicySearch, config: Mapping[str, Any], run_dir: Path, att
 def _progress_row(explorer: PolicySearch, fps: float) -> dict[str, Any]:
     m = explorer.metrics
     return {"frames": explorer.frames, "episode_return": m.best_reward,
-            "success": float(m.first_reward_evaluation is not None), "coverage": float(m.coverage), "fps": fps}
+            "success": float(m.first_reward_evaluation is not None), "coverage": float(m.coverage), "fps": fps,
+            "cells_visited": float("nan") if m.cells_visited is None else m.cells_visited}
 
 
 def _log_ae_trainings(explorer: PolicySearch, run_dir: Path, last: dict[str, Any]) -> None:
@@ -269,6 +273,9 @@ def final_metrics(explorer: PolicySearch, stats: Mapping[str, Any]) -> dict[str,
     final: dict[str, Any] = {"success": float(m.first_reward_evaluation is not None), "return": m.best_reward,
                              "coverage": float(m.coverage)}
     final.update({k: stats[k] for k in FINAL_KEYS if k in stats})
+    if m.cells_visited is not None:  # the measures RL runs on the same env report too (runner.run)
+        final["cells_visited"] = m.cells_visited
+        final["first_success_frames"] = m.first_reward_frames
     for mark, snap in sorted(m.snapshots.items()):
         for key in ("coverage", "best_reward", "archive_size", "first_reward_evaluation"):
             final[f"{key}_at_{mark}"] = snap[key]

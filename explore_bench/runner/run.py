@@ -4,10 +4,12 @@ A run folder ``OUT/<env>/<method>/seed_<s>/`` holds
 
 - ``config.json``     {"config_hash", "config"}: written at run start; a later run into the same folder with a
                       different resolved config is refused (``RunConfigMismatch``) instead of mixing results.
-- ``progress.csv``    frames, episode_return, success, coverage, intrinsic_mean, intrinsic_std, fps, tv_fraction: one
-                      row at the first rollout end after every ``log_every`` frames; episode metrics are means over
-                      the episodes that ended since the previous row (empty when none did). ``tv_fraction`` (the
-                      fraction of an episode's steps that pressed a noisy TV) is empty for envs without a TV. A
+- ``progress.csv``    frames, episode_return, success, coverage, intrinsic_mean, intrinsic_std, fps, tv_fraction,
+                      cells_visited: one row at the first rollout end after every ``log_every`` frames; episode
+                      metrics are means over the episodes that ended since the previous row (empty when none did).
+                      ``tv_fraction`` (the fraction of an episode's steps that pressed a noisy TV) is empty for envs
+                      without a TV; ``cells_visited`` (distinct (x, y) cells any step of the run's ended episodes
+                      occupied, from ``episode_metrics["cells"]``) is empty for envs that do not report cells. A
                       resumed run rewrites the file (atomically) with the current header; rows of an older runner
                       keep their values and get empty cells in the columns they lack.
 - ``checkpoint.zip``  ``save_agent`` every ``checkpoint_every`` frames (at a rollout boundary, after the update)
@@ -18,7 +20,8 @@ A run folder ``OUT/<env>/<method>/seed_<s>/`` holds
 - ``checkpoint_prev.*`` the previous checkpoint set, kept as a fallback.
 - ``summary.json``    written once, at the end: status "finished" or "failed" (with the error), final metrics
                       (means over the last ``final_window`` episodes; ``tv_fraction`` only when some of them
-                      reported one), config, config_hash, git_commit (of this attempt), git_commits (every
+                      reported one; ``cells_visited`` and ``first_success_frames``, the frames at the end of the
+                      first successful episode or null, where the env reports cells), config, config_hash, git_commit (of this attempt), git_commits (every
                       commit that trained some of the run), git_dirty, versions, events (the lines of ``run.log``).
 - ``run.log``         one line per notable event: resumes (frames, commit), checkpoints found corrupt and moved
                       aside, restarts from zero.
@@ -443,6 +446,10 @@ class ProgressCallback(BaseCallback):
         self.pending: list[dict] = list(state.get("pending", []))
         self.recent: deque = deque(state.get("recent", []), maxlen=int(final_window))
         self.n_episodes = int(state.get("n_episodes", 0))
+        # run-long coverage, the measure RL agents share with the policy-search explorers: every (x, y) cell any
+        # step of an ended episode occupied, and the frames at the end of the first successful episode
+        self.cells: set[tuple[int, int]] = {(int(x), int(y)) for x, y in state.get("cells", [])}
+        self.first_success_frames: int | None = state.get("first_success_frames")
         self.last_row_frames = int(self.rows[-1]["frames"]) if self.rows else 0
         self.last_ckpt_frames = int(state.get("frames", 0))
         self.wall_time_before = float(wall_time_before)
@@ -478,6 +485,9 @@ class ProgressCallback(BaseCallback):
                 metrics = {"return": info["episode"].get("r"), "success": None, "coverage": None}
             if metrics is not None:
                 episode = _episode(metrics)
+                self.cells.update(metrics.get("cells", ()))
+                if episode["success"] and self.first_success_frames is None:
+                    self.first_success_frames = self.frames
                 self.pending.append(episode)
                 self.recent.append(episode)
                 self.n_episodes += 1
@@ -508,6 +518,7 @@ class ProgressCallback(BaseCallback):
             "intrinsic_std": _nanmean(s.get("intrinsic_std") for s in self._bonus_stats),
             "fps": (frames - self._frames_row) / dt if dt > 0 else float("nan"),
             "tv_fraction": _nanmean(e.get("tv_fraction") for e in self.pending),
+            "cells_visited": len(self.cells) if self.cells else float("nan"),
         }
         self.rows.append(row)
         write_progress(self.run_dir / PROGRESS_FILE, self.rows)
@@ -552,6 +563,8 @@ class ProgressCallback(BaseCallback):
             "n_episodes": self.n_episodes,
             "pending": self.pending,
             "recent": list(self.recent),
+            "cells": [list(c) for c in sorted(self.cells)],
+            "first_success_frames": self.first_success_frames,
             "wall_time_s": self.wall_time,
             "git_commits": self.git_commits,
             "git_dirty": self.git_dirty,
@@ -572,6 +585,9 @@ class ProgressCallback(BaseCallback):
             if any(e.get(k) is not None for e in self.recent):
                 final[k] = _nanmean(e.get(k) for e in self.recent)
         final["n_episodes"] = len(self.recent)
+        if self.cells:
+            final["cells_visited"] = len(self.cells)
+            final["first_success_frames"] = self.first_success_frames
         return final
 
 
