@@ -139,7 +139,8 @@ def test_coverage_exact_on_known_layout():
             assert not (terminated or truncated) and "episode_metrics" not in info
     assert cells[:5] == [[1, 2, 3], [1, 2, 0], [1, 2, 1], [1, 3, 1], [1, 3, 1]]
     assert truncated and not terminated
-    assert info["episode_metrics"] == {"return": 0.0, "length": 12, "success": 0.0, "coverage": 2}
+    assert info["episode_metrics"] == {"return": 0.0, "length": 12, "success": 0.0, "coverage": 2,
+                                       "cells": frozenset({(1, 2), (1, 3)})}
     # metrics restart with the next episode: only the start cell is covered
     env.reset()
     assert env.episode_coverage == 1
@@ -170,6 +171,7 @@ def test_coverage_and_metrics_match_agent_pos_history():
             "length": steps,
             "success": 1.0 if terminated and reward > 0 else 0.0,
             "coverage": len(set(history)),
+            "cells": frozenset(history),
         }
         assert isinstance(m["return"], float) and isinstance(m["length"], int)
         assert isinstance(m["success"], float) and isinstance(m["coverage"], int)
@@ -265,5 +267,5 @@ def test_sb3_make_vec_env():
         for _ in range(260):  # > max_steps 250: every sub-env ends at least once
             _, _, dones, infos = vec.step(np.array([vec.action_space.sample() for _ in range(2)]))
             ended += [info["episode_metrics"] for done, info in zip(dones, infos) if done]
-        assert ended and all(set(m) == {"return", "length", "success", "coverage"} for m in ended)
+        assert ended and all(set(m) == {"return", "length", "success", "coverage", "cells"} for m in ended)
         vec.close()
