@@ -107,10 +107,13 @@ def return_curves(runs: pd.DataFrame) -> Curves:
     no success data (Atari games, bandits), by env and method; envs where some run reports success are left out
     (their success curves say more)."""
     with_success = {env for env, per_method in learning_curves(runs).items() if per_method}
-    curves = _curves(runs[~runs["env"].isin(with_success)], "episode_return",
-                     lambda prog, frames: (prog["frames"].to_numpy(float), prog["episode_return"].ffill().fillna(0)
-                                           .to_numpy(float)))
+    curves = _curves(runs[~runs["env"].isin(with_success)], "episode_return", _logged("episode_return"))
     return {env: per_method for env, per_method in curves.items() if per_method}
+
+
+def _logged(column: str):
+    """A run's curve of a progress column as logged (gaps carried forward) against frames."""
+    return lambda prog, frames: (prog["frames"].to_numpy(float), prog[column].ffill().fillna(0).to_numpy(float))
 
 
 def _curves(runs: pd.DataFrame, column: str, curve) -> Curves:
@@ -191,9 +194,7 @@ def cells_visited_curves(runs: pd.DataFrame) -> Curves:
     """The distinct cells visited so far (any step of any episode or evaluation) against frames of every finished
     run that logs ``cells_visited`` (MiniGrid-like envs: RL agents and policy-search explorers alike), by env and
     method; envs where no run logs it are left out."""
-    curves = _curves(runs, "cells_visited",
-                     lambda prog, frames: (prog["frames"].to_numpy(float), prog["cells_visited"].ffill().fillna(0)
-                                           .to_numpy(float)))
+    curves = _curves(runs, "cells_visited", _logged("cells_visited"))
     return {env: per_method for env, per_method in curves.items() if per_method}
 
 
