@@ -241,7 +241,8 @@ def test_minigrid_adapter_final_cell_bd_and_symbolic_frames():
     assert len({tuple(c) for c in a.cell}) > 1
     # every step's cell (the coverage measure RL runs share): the start and the final cell among them
     assert a.visited.shape == (6, 19, 19) and a.visited[np.arange(6), a.cell[:, 0], a.cell[:, 1]].all()
-    assert (a.visited.sum(axis=(1, 2)) <= a.steps + 1).all() and a.visited.any(axis=0).sum() >= len({tuple(c) for c in a.cell})
+    assert (a.visited.sum(axis=(1, 2)) <= a.steps + 1).all()
+    assert a.visited.any(axis=0).sum() >= len({tuple(c) for c in a.cell})
     domain.envs[0].reset(seed=0)
     start = tuple(int(v) for v in domain.envs[0].agent_pos)
     assert a.visited[:, start[0], start[1]].all()

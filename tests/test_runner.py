@@ -172,20 +172,30 @@ def _mean_or_nan(values):
     return sum(values) / len(values) if values else math.nan
 
 
-def test_tv_fraction_column_and_final_metric(tmp_path, monkeypatch):
-    seen, bounds = [], []  # every episode's tv_fraction as the env reported it; len(seen) at each row
-    on_step, write_row = run_mod.ProgressCallback._on_step, run_mod.ProgressCallback.write_row
+def spy_on_progress(monkeypatch, on_step, on_row):
+    """Call ``on_step(callback)`` before every ``ProgressCallback._on_step`` and ``on_row(callback)`` before every
+    progress row it writes."""
+    step, write_row = run_mod.ProgressCallback._on_step, run_mod.ProgressCallback.write_row
 
-    def record_step(self):
-        seen.extend(i["episode_metrics"]["tv_fraction"] for i in self.locals["infos"] if "episode_metrics" in i)
-        return on_step(self)
+    def spied_step(self):
+        on_step(self)
+        return step(self)
 
-    def record_row(self):
-        bounds.append(len(seen))
+    def spied_row(self):
+        on_row(self)
         write_row(self)
 
-    monkeypatch.setattr(run_mod.ProgressCallback, "_on_step", record_step)
-    monkeypatch.setattr(run_mod.ProgressCallback, "write_row", record_row)
+    monkeypatch.setattr(run_mod.ProgressCallback, "_on_step", spied_step)
+    monkeypatch.setattr(run_mod.ProgressCallback, "write_row", spied_row)
+
+
+def test_tv_fraction_column_and_final_metric(tmp_path, monkeypatch):
+    seen, bounds = [], []  # every episode's tv_fraction as the env reported it; len(seen) at each row
+
+    def record_step(callback):
+        seen.extend(i["episode_metrics"]["tv_fraction"] for i in callback.locals["infos"] if "episode_metrics" in i)
+
+    spy_on_progress(monkeypatch, record_step, lambda callback: bounds.append(len(seen)))
     spec = make_run_spec(TV_ENV, "ppo", None, 0, 512, TV_TINY)
     summary = run_single(spec.config, tmp_path, log_every=128, final_window=10, tensorboard=False)
     assert summary["status"] == "finished", summary.get("traceback")
@@ -258,23 +268,16 @@ FOUR_ROOMS = "MiniGrid-FourRooms-v0"
 
 def test_cells_visited_is_the_union_of_the_episodes_cells_and_fixed_layout_keeps_one_layout(tmp_path, monkeypatch):
     seen, rows_at, starts = set(), [], set()
-    on_step, write_row = run_mod.ProgressCallback._on_step, run_mod.ProgressCallback.write_row
 
-    def record_step(self):
-        for info in self.locals["infos"]:
+    def record_step(callback):
+        for info in callback.locals["infos"]:
             if "episode_metrics" in info:
                 seen.update(info["episode_metrics"]["cells"])
-        for env in self.training_env.envs:
+        for env in callback.training_env.envs:
             if env.unwrapped.step_count == 0:
                 starts.add(tuple(int(v) for v in env.unwrapped.agent_pos))
-        return on_step(self)
 
-    def record_row(self):
-        rows_at.append(len(seen))
-        write_row(self)
-
-    monkeypatch.setattr(run_mod.ProgressCallback, "_on_step", record_step)
-    monkeypatch.setattr(run_mod.ProgressCallback, "write_row", record_row)
+    spy_on_progress(monkeypatch, record_step, lambda callback: rows_at.append(len(seen)))
     tiny = {**TINY, "env_kwargs.fixed_layout": True, "env_kwargs.max_steps": 16}
     spec = make_run_spec(FOUR_ROOMS, "ppo", None, 3, 1024, tiny)
     summary = run_single(spec.config, tmp_path, log_every=256, tensorboard=False)

@@ -461,7 +461,7 @@ class PolicySearch:
         """The metrics of spec §9/§10 now."""
         m = self.metrics
         return {"evaluations": self.evaluations, "frames": self.frames, "coverage": m.coverage,
-                "coverage_explore": m.coverage_explore, "cells_visited": m.cells_visited, "best_reward": m.best_reward,
+                "coverage_explore": m.coverage_explore, "best_reward": m.best_reward,
                 "first_reward_evaluation": m.first_reward_evaluation, "archive_size": self.archive_size()}
 
     def stats(self) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from explore_bench.envs.bandits.vec import Stats, Trajectories
 from explore_bench.runner.io import atomic_write_json, write_progress
 from explore_bench.runner.run import PROGRESS_FILE, UNKNOWN_COMMIT, git_commit, git_dirty
 
-__all__ = ["EVAL_SEED", "EVAL_TASKS", "LONG_HORIZON_FACTOR", "bandit_final", "check_baseline", "evaluate_bandit",
+__all__ = ["EVAL_SEED", "EVAL_TASKS", "LONG_HORIZON_FACTOR", "bandit_final", "check_eval_only", "evaluate_bandit",
            "is_meta_bandit", "train_eval_only"]
 
 EVAL_TASKS = 1000
@@ -230,7 +230,7 @@ def _baseline_spec(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return baseline["name"], dict(params)
 
 
-def check_baseline(config: Mapping[str, Any]) -> None:
+def check_eval_only(config: Mapping[str, Any]) -> None:
     """Refuse an evaluation-only run that cannot work, before any run folder is written: a malformed ``baseline`` or
     ``llm`` mapping, an unknown baseline, parameter or setting, a model that is not there, or an env that is not a
     bandit with one task per episode."""

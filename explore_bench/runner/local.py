@@ -109,7 +109,7 @@ def check_builds(specs: list[RunSpec]) -> None:
     import torch
 
     from explore_bench.agents.factory import EVAL_ONLY_ALGOS, EXPLORER_ALGOS, NOVELTY_ALGOS, make_agent
-    from explore_bench.runner.bandit import check_baseline
+    from explore_bench.runner.bandit import check_eval_only
     from explore_bench.runner.explorer import build_explorer
     from explore_bench.runner.novelty import build_novelty
 
@@ -125,7 +125,7 @@ def check_builds(specs: list[RunSpec]) -> None:
                 if spec.config["algo"] in EXPLORER_ALGOS:
                     build_explorer(spec.config).close()
                 elif spec.config["algo"] in EVAL_ONLY_ALGOS:
-                    check_baseline(spec.config)
+                    check_eval_only(spec.config)
                 elif spec.config["algo"] in NOVELTY_ALGOS:
                     build_novelty(spec.config).close()
                 else:

@@ -21,8 +21,9 @@ A run folder ``OUT/<env>/<method>/seed_<s>/`` holds
 - ``summary.json``    written once, at the end: status "finished" or "failed" (with the error), final metrics
                       (means over the last ``final_window`` episodes; ``tv_fraction`` only when some of them
                       reported one; ``cells_visited`` and ``first_success_frames``, the frames at the end of the
-                      first successful episode or null, where the env reports cells), config, config_hash, git_commit (of this attempt), git_commits (every
-                      commit that trained some of the run), git_dirty, versions, events (the lines of ``run.log``).
+                      first successful episode or null, where the env reports cells), config, config_hash,
+                      git_commit (of this attempt), git_commits (every commit that trained some of the run),
+                      git_dirty, versions, events (the lines of ``run.log``).
 - ``run.log``         one line per notable event: resumes (frames, commit), checkpoints found corrupt and moved
                       aside, restarts from zero.
 - ``tb/``             TensorBoard logs, when tensorboard is installed.
