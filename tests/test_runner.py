@@ -10,6 +10,7 @@ import textwrap
 import pandas as pd
 import pytest
 from run_helpers import train_until_killed
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 from explore_bench.agents.factory import ConfigError
 from explore_bench.envs import make_env
@@ -26,6 +27,7 @@ from explore_bench.runner import (
 )
 from explore_bench.runner import run as run_mod
 from explore_bench.runner.io import PROGRESS_COLUMNS
+from explore_bench.runner.local import check_builds
 
 ENV = "MiniGrid-DoorKey-5x5-v0"
 TINY = {
@@ -155,6 +157,39 @@ def test_resume_from_checkpoint_without_duplicate_rows(tmp_path, monkeypatch):
     assert run_status(run_dir) == "finished"
     # a finished folder is returned as is
     assert run_single(spec.config, run_dir, tensorboard=False)["skipped"] is True
+
+
+def test_learning_rate_schedule_spans_the_budget_across_a_resume(tmp_path, monkeypatch):
+    """`learning_rate: {start, end}` decays linearly over the run's frames; a resumed run goes on from its checkpoint's
+    point of the schedule, not from the start."""
+    budget = 3000
+    spec = make_run_spec(ENV, "ppo", None, 0, budget, {**TINY, "hyperparameters.learning_rate": {"start": 1e-3, "end": 0.0}})
+    seen: list[tuple[int, float]] = []
+    original = BaseAlgorithm._update_learning_rate
+
+    def spy(self, optimizers):
+        original(self, optimizers)
+        seen.append((self.num_timesteps, self.policy.optimizer.param_groups[0]["lr"]))
+
+    monkeypatch.setattr(BaseAlgorithm, "_update_learning_rate", spy)
+    run_dir = tmp_path / "run"
+    train_until_killed(monkeypatch, spec.config, run_dir, 2200, log_every=128, checkpoint_every=1000)
+    updates_before_kill = len(seen)
+    summary = run_single(spec.config, run_dir, log_every=128, checkpoint_every=1000, tensorboard=False)
+    assert summary["status"] == "finished" and summary["resumed_from"] > 0
+    assert len(seen) > updates_before_kill
+    resumed_steps, resumed_lr = seen[updates_before_kill]
+    assert resumed_steps > summary["resumed_from"] and resumed_lr < 1e-3 * (1 - summary["resumed_from"] / budget)
+    for steps, lr in seen:
+        assert lr == pytest.approx(max(0.0, 1e-3 * (1 - steps / budget)), abs=1e-9)
+
+
+def test_malformed_schedule_is_refused_before_any_run(tmp_path):
+    bad = make_run_spec(ENV, "ppo", None, 0, 1000, {**TINY, "hyperparameters.learning_rate": {"start": 1e-3}})
+    with pytest.raises(ConfigError, match="hyperparameters.learning_rate: a schedule is a mapping with keys 'start', 'end'"):
+        check_builds([bad])
+    with pytest.raises(ConfigError, match="hyperparameters.gamma.*expected a finite number"):
+        make_run_spec(ENV, "ppo", None, 0, 1000, {"hyperparameters.gamma": {"start": 0.9, "end": 0.99}})
 
 
 # --------------------------------------------------------------------------------------------------------------

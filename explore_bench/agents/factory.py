@@ -25,6 +25,7 @@ import yaml
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from explore_bench.agents.extractors import FEATURE_EXTRACTORS
@@ -124,6 +125,27 @@ def resolve_config(
     return apply_overrides(config, overrides or {})
 
 
+#: Hyperparameters SB3 accepts as a schedule; in YAML, ``{start: ..., end: ...}`` (optionally ``end_fraction``).
+SCHEDULED_HYPERPARAMETERS = ("learning_rate", "clip_range")
+_SCHEDULE_KEYS = {"start", "end", "end_fraction"}
+
+
+def hyperparameters(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The SB3 keyword arguments of `hyperparameters`, where ``learning_rate: {start: 3e-4, end: 0}`` becomes SB3's
+    linear schedule from `start` to `end` over the run's budget (reached at `end_fraction` of it, default 1). SB3
+    counts the budget from the run's start even when a checkpoint resumes it, so a resumed run keeps its schedule."""
+    kwargs = dict(config.get("hyperparameters", {}))
+    for name in SCHEDULED_HYPERPARAMETERS:
+        value = kwargs.get(name)
+        if not isinstance(value, Mapping):
+            continue
+        if not {"start", "end"} <= set(value) <= _SCHEDULE_KEYS:
+            raise ConfigError(f"hyperparameters.{name}: a schedule is a mapping with keys 'start', 'end' and optionally "
+                              f"'end_fraction', got {dict(value)!r}")
+        kwargs[name] = LinearSchedule(float(value["start"]), float(value["end"]), float(value.get("end_fraction", 1.0)))
+    return kwargs
+
+
 def env_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
     """``make_env``'s kwargs for a resolved config: its ``env_kwargs``, where ``fixed_layout: true`` becomes
     ``layout_seed`` = the run's seed (one layout for the whole run: the one the policy-search explorers and
@@ -164,7 +186,7 @@ def make_agent(config: Mapping[str, Any], tensorboard_log: str | None = None, ve
         device=device,
         tensorboard_log=tensorboard_log,
         verbose=verbose,
-        **config.get("hyperparameters", {}),
+        **hyperparameters(config),
     )
     bonus = config.get("bonus")
     if config["algo"] == "ppo" and bonus is not None:

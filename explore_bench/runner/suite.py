@@ -37,6 +37,7 @@ import yaml
 
 from explore_bench.agents.factory import (
     AGENT_ALGOS,
+    SCHEDULED_HYPERPARAMETERS,
     STANDALONE_ALGOS,
     ConfigError,
     apply_overrides,
@@ -276,6 +277,8 @@ def _check_override_values(base: Mapping[str, Any], overrides: Mapping[str, Any]
             node = node.get(part) if isinstance(node, dict) else None
         if not isinstance(node, dict) or parts[-1] not in node:
             continue  # a new key: the agent build (check_build) checks that its consumer takes it
+        if parts[0] == "hyperparameters" and parts[-1] in SCHEDULED_HYPERPARAMETERS and isinstance(value, dict):
+            continue  # a schedule: the agent build checks its keys
         expected = _kind_error(node[parts[-1]], value)
         if expected is not None:
             raise ConfigError(f"{prefix}override {_short(key)}: expected {expected} (the default is "
