@@ -185,9 +185,10 @@ def test_learning_rate_schedule_spans_the_budget_across_a_resume(tmp_path, monke
 
 
 def test_malformed_schedule_is_refused_before_any_run(tmp_path):
-    bad = make_run_spec(ENV, "ppo", None, 0, 1000, {**TINY, "hyperparameters.learning_rate": {"start": 1e-3}})
-    with pytest.raises(ConfigError, match="hyperparameters.learning_rate: a schedule is a mapping with keys 'start', 'end'"):
-        check_builds([bad])
+    for schedule in ({"start": 1e-3}, {"start": 1e-3, "end": "zero"}, {"start": float("nan"), "end": 0.0}):
+        bad = make_run_spec(ENV, "ppo", None, 0, 1000, {**TINY, "hyperparameters.learning_rate": schedule})
+        with pytest.raises(ConfigError, match="hyperparameters.learning_rate: a schedule is a mapping of finite numbers"):
+            check_builds([bad])
     with pytest.raises(ConfigError, match="hyperparameters.gamma.*expected a finite number"):
         make_run_spec(ENV, "ppo", None, 0, 1000, {"hyperparameters.gamma": {"start": 0.9, "end": 0.99}})
 

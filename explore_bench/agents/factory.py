@@ -139,10 +139,13 @@ def hyperparameters(config: Mapping[str, Any]) -> dict[str, Any]:
         value = kwargs.get(name)
         if not isinstance(value, Mapping):
             continue
-        if not {"start", "end"} <= set(value) <= _SCHEDULE_KEYS:
-            raise ConfigError(f"hyperparameters.{name}: a schedule is a mapping with keys 'start', 'end' and optionally "
-                              f"'end_fraction', got {dict(value)!r}")
-        kwargs[name] = LinearSchedule(float(value["start"]), float(value["end"]), float(value.get("end_fraction", 1.0)))
+        numbers = {**{"end_fraction": 1.0}, **value}
+        if not {"start", "end"} <= set(value) <= _SCHEDULE_KEYS or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in numbers.values()
+        ):
+            raise ConfigError(f"hyperparameters.{name}: a schedule is a mapping of finite numbers with keys 'start', "
+                              f"'end' and optionally 'end_fraction', got {dict(value)!r}")
+        kwargs[name] = LinearSchedule(float(numbers["start"]), float(numbers["end"]), float(numbers["end_fraction"]))
     return kwargs
 
 
