@@ -193,6 +193,16 @@ def test_malformed_schedule_is_refused_before_any_run(tmp_path):
         make_run_spec(ENV, "ppo", None, 0, 1000, {"hyperparameters.gamma": {"start": 0.9, "end": 0.99}})
 
 
+def test_a_scheduled_hyperparameter_takes_a_number_or_a_schedule_whatever_its_default():
+    from explore_bench.runner.suite import _check_override_values
+
+    scheduled = {"hyperparameters": {"learning_rate": {"start": 1e-3, "end": 0.0}, "clip_range": 0.2}}
+    _check_override_values(scheduled, {"hyperparameters.learning_rate": 1e-4}, "")  # a constant replaces a schedule
+    _check_override_values(scheduled, {"hyperparameters.clip_range": {"start": 0.2, "end": 0.1}}, "")
+    with pytest.raises(ConfigError, match="hyperparameters.learning_rate.*expected a finite number"):
+        _check_override_values(scheduled, {"hyperparameters.learning_rate": "fast"}, "")
+
+
 # --------------------------------------------------------------------------------------------------------------
 # tv_fraction: the noisy-TV metric of ExplorationStats through progress.csv and summary.json
 # --------------------------------------------------------------------------------------------------------------

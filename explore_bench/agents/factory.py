@@ -139,7 +139,7 @@ def hyperparameters(config: Mapping[str, Any]) -> dict[str, Any]:
         value = kwargs.get(name)
         if not isinstance(value, Mapping):
             continue
-        numbers = {**{"end_fraction": 1.0}, **value}
+        numbers = {"end_fraction": 1.0, **value}
         if not {"start", "end"} <= set(value) <= _SCHEDULE_KEYS or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in numbers.values()
         ):

@@ -277,9 +277,12 @@ def _check_override_values(base: Mapping[str, Any], overrides: Mapping[str, Any]
             node = node.get(part) if isinstance(node, dict) else None
         if not isinstance(node, dict) or parts[-1] not in node:
             continue  # a new key: the agent build (check_build) checks that its consumer takes it
-        if parts[0] == "hyperparameters" and parts[-1] in SCHEDULED_HYPERPARAMETERS and isinstance(value, dict):
-            continue  # a schedule: the agent build checks its keys
-        expected = _kind_error(node[parts[-1]], value)
+        default = node[parts[-1]]
+        if parts[0] == "hyperparameters" and parts[-1] in SCHEDULED_HYPERPARAMETERS:
+            if isinstance(value, dict):
+                continue  # a schedule: the agent build checks its keys
+            default = 0.0  # a number may replace a number or a schedule
+        expected = _kind_error(default, value)
         if expected is not None:
             raise ConfigError(f"{prefix}override {_short(key)}: expected {expected} (the default is "
                               f"{_short(node[parts[-1]])}), got {_describe(value)}")
