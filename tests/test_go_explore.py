@@ -131,12 +131,12 @@ def test_counters_of_a_three_step_trajectory_with_a_revisit():
     # 0 -> 1 -> 0 -> 1: cell 1 is new (seen once: first visit only), the start cell is revisited (no increment)
     traj = explore_from(explorer.domain, 0, start, {0: (0.0, 0)}, Scripted([1, 0, 1]), 3, 0.0, True, 100)
     assert traj.visits == [1] and [c[0] for c in traj.candidates] == [1]
-    assert explorer.apply(traj) == {1}
+    assert explorer.apply(traj, origin=start) == {1}
     assert (start.seen, start.chosen, start.chosen_since_new) == (1, 1, 0)  # a new cell resets chosen_since_new
     assert (explorer.archive[1].seen, explorer.archive[1].traj_len, explorer.archive[1].actions) == (1, 1, bytes([1]))
     # again from cell 0: nothing new, so chosen_since_new keeps counting
     traj = explore_from(explorer.domain, 0, start, {0: (0.0, 0), 1: (0.0, 1)}, Scripted([1, 0, 0]), 3, 0.0, True, 100)
-    assert traj.candidates == [] and explorer.apply(traj) == set()
+    assert traj.candidates == [] and explorer.apply(traj, origin=start) == set()
     assert (start.seen, start.chosen, start.chosen_since_new) == (2, 2, 1)
     assert explorer.archive[1].seen == 2
 
@@ -203,17 +203,40 @@ def test_same_seed_same_archive_with_one_or_two_workers():
     assert _fingerprint(other) != runs[0]
 
 
-def test_minigrid_snapshot_and_replayed_actions_reach_the_same_cell():
-    explorer = GoExplore("MiniGrid-DoorKey-8x8-v0", seed=0, config=MINIGRID)
-    for _ in range(5):
+def _unreplayable_cells(explorer: GoExplore, env_id: str, seed: int) -> list:
+    """The archived cells whose action paths, replayed from reset, do not reach the cell's key with its score in its
+    length."""
+    domain = make_domain(env_id, seed)
+    bad = []
+    for key, cell in explorer.archive.items():
+        result, score = domain.reset(), 0.0
+        for action in cell.actions:
+            result = domain.step(action)
+            score += result.reward
+        if (result.key, score, len(cell.actions)) != (key, cell.score, cell.traj_len):
+            bad.append(key)
+    return bad
+
+
+@pytest.mark.parametrize("env_id, iterations", [("MiniGrid-DoorKey-8x8-v0", 30), ("Atari-MontezumaRevenge-v0", 20)])
+def test_every_archived_path_replays_to_its_cell(env_id, iterations):
+    """A cell's actions are the path that was restored plus the explore steps, even when an earlier trajectory of the
+    same batch improved the cell returned to (so its archived path changed under the trajectory): every archived
+    path replays from reset to its cell, score and length, and the demonstration file's path is one of them."""
+    if env_id.startswith("Atari"):
+        pytest.importorskip("ale_py")
+    config = MINIGRID if env_id.startswith("MiniGrid") else GoExploreConfig()
+    explorer = GoExplore(env_id, seed=0, config=config)
+    for _ in range(iterations):
         explorer.iteration()
-    key, cell = max(explorer.archive.items(), key=lambda kv: kv[1].traj_len)
-    domain = make_domain("MiniGrid-DoorKey-8x8-v0", 0)
-    domain.reset()
-    replayed = [domain.step(a) for a in cell.actions]
-    assert replayed[-1].key == key
-    domain.restore(cell.snapshot)
-    assert domain._key() == key
+    assert _unreplayable_cells(explorer, env_id, 0) == []
+    demo = explorer.demonstration()
+    domain = make_domain(env_id, 0)
+    result, score = domain.reset(), 0.0
+    for action in demo["actions"]:
+        result = domain.step(action)
+        score += result.reward
+    assert (score, result.terminal, len(demo["actions"])) == (demo["score"], demo["terminal"], demo["length"])
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -421,7 +421,7 @@ class GoExplore:
         settings = {k: getattr(self.config, k) for k in ("explore_steps", "repeat_prob", "end_on_life_loss", "max_steps")}
         updated: set[Hashable] = set()
         for traj in self._run(tasks, known, settings):
-            updated |= self.apply(traj)
+            updated |= self.apply(traj, origin=tasks[traj.index][2])
         if self.config.reset_cell_on_update:
             for key in updated:
                 cell = self.archive[key]
@@ -440,16 +440,20 @@ class GoExplore:
         results = self._pool.map(_explore_chunk, [(chunk, known, settings) for chunk in chunks if chunk])
         return sorted((traj for chunk in results for traj in chunk), key=lambda traj: traj.index)
 
-    def apply(self, traj: Trajectory) -> set[Hashable]:
+    def apply(self, traj: Trajectory, origin: Cell) -> set[Hashable]:
         """Counters and archive updates of one trajectory (spec §4.4, §5), in the order it saw them; returns the
-        keys it added or improved."""
+        keys it added or improved.
+
+        `origin`: the cell as it was when the trajectory returned to it. An earlier trajectory of the batch may have
+        improved the archived cell since; the new cells' action paths must extend the path that was restored.
+        """
         start = self.archive[traj.start]
         start.chosen += 1
         start.chosen_since_new += 1
         start.seen += 1
         fps = self.domain.frames_per_step
         self.frames += traj.steps * fps
-        self.frames_game += (start.traj_len + traj.steps) * fps
+        self.frames_game += (origin.traj_len + traj.steps) * fps
         self.positions |= traj.positions
         candidates = {c[0]: c for c in traj.candidates}
         updated = set()
@@ -458,7 +462,7 @@ class GoExplore:
             if key in candidates:
                 _, score, length, snapshot, suffix = candidates[key]
                 if accepts(cell, score, length):
-                    cell = self.archive[key] = _with_path(cell, score, length, snapshot, start.actions + suffix)
+                    cell = self.archive[key] = _with_path(cell, score, length, snapshot, origin.actions + suffix)
                     updated.add(key)
                     self.max_score = max(self.max_score, score)
             if cell is not None:
