@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -237,6 +238,26 @@ def test_every_archived_path_replays_to_its_cell(env_id, iterations):
         result = domain.step(action)
         score += result.reward
     assert (score, result.terminal, len(demo["actions"])) == (demo["score"], demo["terminal"], demo["length"])
+
+
+COMMITTED_DEMOS = sorted((Path(__file__).resolve().parents[1] / "results").glob("*/runs/*/*/seed_*/demo.json"))
+
+
+@pytest.mark.parametrize("path", COMMITTED_DEMOS, ids=lambda p: "/".join(p.parts[-6:-1]))
+def test_committed_demonstrations_replay_to_their_score(path):
+    """Every `demo.json` in results/ is what it says: its actions, replayed from reset of its run's env and seed,
+    collect its score (and end the episode where it says it reached a solved state)."""
+    config = json.loads((path.parent / "config.json").read_text())["config"]
+    if config["env"].startswith("Atari"):
+        pytest.importorskip("ale_py")
+    demo = json.loads(path.read_text())
+    domain = make_domain(config["env"], config["seed"])
+    result, score = domain.reset(), 0.0
+    for action in demo["actions"]:
+        assert not result.terminal, "the demonstration goes on after its episode ended"
+        result = domain.step(action)
+        score += result.reward
+    assert score == pytest.approx(demo["score"]) and result.terminal == demo["terminal"]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
