@@ -204,17 +204,19 @@ def test_same_seed_same_archive_with_one_or_two_workers():
     assert _fingerprint(other) != runs[0]
 
 
+def _replay(domain, actions) -> list[StepResult]:
+    """The results of a reset of `domain` and of `actions` replayed from it, in order."""
+    return [domain.reset()] + [domain.step(action) for action in actions]
+
+
 def _unreplayable_cells(explorer: GoExplore, env_id: str, seed: int) -> list:
     """The archived cells whose action paths, replayed from reset, do not reach the cell's key with its score in its
     length."""
     domain = make_domain(env_id, seed)
     bad = []
     for key, cell in explorer.archive.items():
-        result, score = domain.reset(), 0.0
-        for action in cell.actions:
-            result = domain.step(action)
-            score += result.reward
-        if (result.key, score, len(cell.actions)) != (key, cell.score, cell.traj_len):
+        results = _replay(domain, cell.actions)
+        if (results[-1].key, sum(r.reward for r in results), len(cell.actions)) != (key, cell.score, cell.traj_len):
             bad.append(key)
     return bad
 
@@ -232,12 +234,8 @@ def test_every_archived_path_replays_to_its_cell(env_id, iterations):
         explorer.iteration()
     assert _unreplayable_cells(explorer, env_id, 0) == []
     demo = explorer.demonstration()
-    domain = make_domain(env_id, 0)
-    result, score = domain.reset(), 0.0
-    for action in demo["actions"]:
-        result = domain.step(action)
-        score += result.reward
-    assert (score, result.terminal, len(demo["actions"])) == (demo["score"], demo["terminal"], demo["length"])
+    results = _replay(make_domain(env_id, 0), demo["actions"])
+    assert (sum(r.reward for r in results), results[-1].terminal, len(demo["actions"])) == (demo["score"], demo["terminal"], demo["length"])
 
 
 COMMITTED_DEMOS = sorted((Path(__file__).resolve().parents[1] / "results").glob("*/runs/*/*/seed_*/demo.json"))
@@ -251,13 +249,9 @@ def test_committed_demonstrations_replay_to_their_score(path):
     if config["env"].startswith("Atari"):
         pytest.importorskip("ale_py")
     demo = json.loads(path.read_text())
-    domain = make_domain(config["env"], config["seed"])
-    result, score = domain.reset(), 0.0
-    for action in demo["actions"]:
-        assert not result.terminal, "the demonstration goes on after its episode ended"
-        result = domain.step(action)
-        score += result.reward
-    assert score == pytest.approx(demo["score"]) and result.terminal == demo["terminal"]
+    results = _replay(make_domain(config["env"], config["seed"]), demo["actions"])
+    assert not any(r.terminal for r in results[:-1]), "the demonstration goes on after its episode ended"
+    assert sum(r.reward for r in results) == pytest.approx(demo["score"]) and results[-1].terminal == demo["terminal"]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
